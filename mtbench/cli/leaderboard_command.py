@@ -1,0 +1,47 @@
+"""``mtbench leaderboard``: regenerate the markdown tables from the result records."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.markdown import Markdown
+
+from mtbench.paths import project_root
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser(
+        "leaderboard",
+        help="regenerate leaderboard tables from result records",
+        description="Regenerate leaderboard/<benchmark>.md from leaderboard/results/<benchmark>.jsonl and print it.",
+    )
+    parser.add_argument("--benchmark", action="append", default=None, help="benchmark to regenerate (repeatable; default: every benchmark with records)")
+    parser.add_argument("--leaderboard-dir", type=Path, default=None, help="leaderboard folder (default: leaderboard/ in the repository)")
+    parser.add_argument("--check", action="store_true", help="validate every record and exit with status 1 on a problem")
+    parser.add_argument("--plain", action="store_true", help="print the markdown source instead of rendering it")
+    parser.set_defaults(handler=run)
+
+
+def run(arguments: argparse.Namespace) -> int:
+    from mtbench import leaderboard
+
+    folder = arguments.leaderboard_dir or project_root() / "leaderboard"
+    benchmarks = arguments.benchmark or leaderboard.known_benchmarks(folder)
+    console = Console()
+
+    if arguments.check:
+        problems = [problem for name in benchmarks for problem in leaderboard.check_records(folder, name)]
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        console.print(f"{len(problems)} problem(s) in {len(benchmarks)} benchmark(s).")
+        return 1 if problems else 0
+
+    for name in benchmarks:
+        text = leaderboard.regenerate(folder, name)
+        if arguments.plain:
+            print(text)
+        else:
+            console.print(Markdown(text))
+        console.print(f"Wrote {folder / (name + '.md')}")
+    return 0

@@ -1,0 +1,40 @@
+"""The ``mtbench`` command: prepare, run, leaderboard, methods, datasets."""
+
+import argparse
+import sys
+
+from mtbench import __version__
+from mtbench.cli import leaderboard_command, listing, prepare_command, run_command
+from mtbench.errors import MtbenchError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mtbench",
+        description="Benchmark suite and leaderboard harness for deep multi-task learning.",
+    )
+    parser.add_argument("--version", action="version", version=f"mtbench {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    prepare_command.add_parser(commands)
+    run_command.add_parser(commands)
+    leaderboard_command.add_parser(commands)
+    listing.add_parsers(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; user errors print one message and return status 2."""
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    try:
+        return arguments.handler(arguments) or 0
+    except MtbenchError as error:
+        print(f"mtbench: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mtbench: interrupted; the unfinished run wrote no record.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

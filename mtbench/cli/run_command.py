@@ -1,0 +1,134 @@
+"""``mtbench run``: train a method on a benchmark for one or more seeds."""
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from mtbench.errors import MtbenchError
+from mtbench.paths import data_root, project_root
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser(
+        "run",
+        help="train a method on a benchmark and append its result record",
+        description=(
+            "Train a multi-task method, select the epoch with the best validation score, score it on test "
+            "and append one record per seed (and per task for single-task models) to the leaderboard results."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--benchmark", default="multidigitmnist", help="benchmark name (see `mtbench datasets`)")
+    parser.add_argument("--method", required=True, help="method name (see `mtbench methods`)")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="method hyper-parameter, repeatable, e.g. --param lambda=0.1 (see `mtbench methods` for names and defaults)",
+    )
+    parser.add_argument("--plugin", action="append", default=[], type=Path, metavar="FILE", help="Python file that registers extra methods, repeatable")
+    parser.add_argument("--seed", type=int, nargs="+", default=[0], help="one or more seeds; each gives its own record")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the benchmark's, 10 for multidigitmnist)")
+    parser.add_argument("--batch-size", type=int, default=None, help="images per training step (default: the benchmark's, 64)")
+    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the benchmark's, 0.001)")
+    parser.add_argument("--width", type=int, default=20, help="filters in every convolution")
+    parser.add_argument("--kernel-size", type=int, default=3, help="convolution kernel size in pixels")
+    parser.add_argument("--hidden-units", type=int, default=50, help="units of each decoder's first fully connected layer")
+    parser.add_argument("--batchnorm", action="store_true", help="batch normalisation after every convolution")
+    parser.add_argument("--dropout", type=float, default=0.0, help="dropout probability after every hidden layer; 0 disables it")
+    parser.add_argument("--task", action="append", default=None, help="train only these tasks (repeatable); default: all")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N")
+    parser.add_argument("--cosine-every", type=int, default=1, help="record gradient cosines every N training steps")
+    parser.add_argument("--data-root", type=Path, default=None, help="folder with prepared data (default: $MTBENCH_DATA or ~/.cache/mtbench/data)")
+    parser.add_argument("--leaderboard-dir", type=Path, default=None, help="folder for result records (default: leaderboard/ in the repository)")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="folder for checkpoints")
+    parser.set_defaults(handler=run)
+
+
+def parse_method_parameters(method_class, assignments: list[str]) -> dict:
+    """Turn NAME=VALUE strings into typed hyper-parameters, starting from the method's defaults."""
+    known = {hyperparameter.name: hyperparameter for hyperparameter in method_class.hyperparameters}
+    values = {name: hyperparameter.default for name, hyperparameter in known.items()}
+    for assignment in assignments:
+        name, separator, text = assignment.partition("=")
+        if not separator:
+            raise MtbenchError(f"Invalid --param '{assignment}': write it as NAME=VALUE, e.g. lambda=0.1.")
+        if name not in known:
+            valid = ", ".join(known) or "none"
+            raise MtbenchError(f"Unknown hyper-parameter '{name}' for method '{method_class.name}'. Valid names: {valid}.")
+        values[name] = _convert(known[name], text)
+    return values
+
+
+def _convert(hyperparameter, text: str):
+    if hyperparameter.type is bool:
+        lowered = text.strip().lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        raise MtbenchError(f"Invalid value '{text}' for {hyperparameter.name}: use true or false.")
+    try:
+        return hyperparameter.type(text)
+    except ValueError as error:
+        raise MtbenchError(f"Invalid value '{text}' for {hyperparameter.name}: expected {hyperparameter.type.__name__}.") from error
+
+
+def _positive(name: str, value) -> None:
+    if value is not None and value <= 0:
+        raise MtbenchError(f"Invalid {name} {value}: use a positive number.")
+
+
+def run(arguments: argparse.Namespace) -> int:
+    from mtbench.benchmarks import get_benchmark
+    from mtbench.methods import get_method, load_plugin
+    from mtbench.train.config import RunConfig, TrainConfig
+    from mtbench.train.run import run_configuration
+
+    for name in ("epochs", "batch_size", "lr", "cosine_every"):
+        _positive("--" + name.replace("_", "-"), getattr(arguments, name))
+    for plugin in arguments.plugin:
+        load_plugin(plugin)
+    benchmark = get_benchmark(arguments.benchmark)
+    method_class = get_method(arguments.method)
+    method_config = parse_method_parameters(method_class, arguments.param)
+
+    tasks = arguments.task or benchmark.definition.task_names
+    unknown = sorted(set(tasks) - set(benchmark.definition.task_names))
+    if unknown:
+        raise MtbenchError(f"Unknown task(s) {unknown} for {arguments.benchmark}. Tasks: {benchmark.definition.task_names}.")
+
+    defaults = benchmark.definition.training
+    train = TrainConfig(
+        epochs=arguments.epochs or defaults.get("epochs", 10),
+        batch_size=arguments.batch_size or defaults.get("batch_size", 64),
+        learning_rate=arguments.lr or defaults.get("learning_rate", 1e-3),
+        optimizer=defaults.get("optimizer", "adam"),
+    )
+    model_config = {
+        "width": arguments.width,
+        "kernel_size": arguments.kernel_size,
+        "hidden_units": arguments.hidden_units,
+        "batchnorm": arguments.batchnorm,
+        "dropout": arguments.dropout,
+    }
+    config = RunConfig(
+        benchmark=arguments.benchmark,
+        protocol=benchmark.definition.protocol,
+        method=arguments.method,
+        method_config=method_config,
+        tasks=tuple(tasks),
+        model=benchmark.definition.model,
+        model_config=model_config,
+        train=train,
+        seed=arguments.seed[0],
+        device=arguments.device,
+        data_root=arguments.data_root or data_root(),
+        leaderboard_dir=arguments.leaderboard_dir or project_root() / "leaderboard",
+        runs_dir=arguments.runs_dir,
+        cosine_every=arguments.cosine_every,
+    )
+    run_configuration(config, arguments.seed, Console())
+    return 0

@@ -1,0 +1,112 @@
+"""Crash-safe writes: a file or folder is either complete or absent.
+
+Every writer stages its output next to the destination and renames it into
+place, so an interrupted process leaves the previous version (or nothing), never
+a half-written file that a later command would load.
+"""
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from mtbench.errors import MtbenchError
+
+
+def _default_mode(directory: bool) -> int:
+    """Return the mode a plain ``open`` or ``mkdir`` would give, since ``tempfile`` creates private files."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
+def _raise_for_os_error(error: OSError, path: Path) -> None:
+    if error.errno == errno.ENOSPC:
+        raise MtbenchError(f"No space left on the device while writing {path}. Free some disk space and run the command again.") from error
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        raise MtbenchError(f"Cannot write {path}: permission denied. Choose a writable folder or fix its permissions.") from error
+    raise MtbenchError(f"Cannot write {path}: {error.strerror}.") from error
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            os.chmod(temporary, _default_mode(directory=False))
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+    except OSError as error:
+        _raise_for_os_error(error, path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` as UTF-8 to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a staging folder that replaces ``path`` only if the block finishes.
+
+    On an exception (or a kill) the staging folder is left behind under a
+    hidden ``.<name>.staging-*`` name and ``path`` keeps its old content.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.staging-", dir=path.parent))
+        os.chmod(staging, _default_mode(directory=True))
+    except OSError as error:
+        _raise_for_os_error(error, path)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    try:
+        retired = None
+        if path.exists():
+            retired = path.parent / f".{path.name}.retired-{os.getpid()}"
+            os.replace(path, retired)
+        os.replace(staging, path)
+        if retired is not None:
+            shutil.rmtree(retired, ignore_errors=True)
+    except OSError as error:
+        _raise_for_os_error(error, path)
+
+
+def append_json_line(path: str | os.PathLike, record: dict) -> None:
+    """Append ``record`` as one JSON line to ``path``.
+
+    The line is written with a single ``write`` call under an exclusive lock
+    and synced to disk, so concurrent writers never interleave or split lines.
+    """
+    path = Path(path)
+    line = (json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode("utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    except OSError as error:
+        _raise_for_os_error(error, path)

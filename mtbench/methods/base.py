@@ -1,0 +1,129 @@
+"""The interface between the trainer and a multi-task method.
+
+A method turns the task losses of one training step into gradients on the
+model's parameters. Loss-weighting methods and regularisers override
+:meth:`Method.loss`; gradient-manipulation methods override
+:meth:`Method.backward` and write ``.grad`` themselves. A method is an
+``nn.Module``, so state such as learnable task weights or log-variances is
+saved in checkpoints with its ``state_dict`` and, when it has parameters, is
+optimised together with the model.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from mtbench.errors import MtbenchError
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    """A method option: its name, type, published default and meaning (with unit).
+
+    ``name`` is the key in records and the command line; ``argument`` is the
+    keyword of the method's ``__init__`` when ``name`` is a Python keyword
+    (``lambda`` becomes ``lambda_``).
+    """
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    argument: str = ""
+
+    @property
+    def keyword(self) -> str:
+        return self.argument or self.name
+
+
+@dataclass
+class StepContext:
+    """Everything a method may use in one training step.
+
+    ``task_losses`` still carry their graphs. ``shared_representation`` is the
+    encoder output that every decoder reads. Task gradients with respect to
+    ``last_shared_parameters`` are computed on request and cached, so the
+    trainer's cosine diagnostics reuse the gradients a method already took.
+    """
+
+    task_losses: dict[str, torch.Tensor]
+    shared_parameters: list[nn.Parameter]
+    last_shared_parameters: list[nn.Parameter]
+    shared_representation: torch.Tensor
+    step: int
+    epoch: int
+    _gradients: torch.Tensor | None = field(default=None, repr=False)
+    _gradients_have_graph: bool = field(default=False, repr=False)
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.task_losses)
+
+    def last_shared_task_gradients(self, create_graph: bool = False) -> torch.Tensor:
+        """Return G, the K x P matrix of flattened task gradients at the last shared layer.
+
+        Row k is the gradient of task k's loss with respect to the last shared
+        layer's parameters, in float32. With ``create_graph=True`` the rows can
+        be differentiated again (double backpropagation). The graph of the
+        losses is kept, so the method can still call ``backward`` on them.
+        """
+        if self._gradients is not None and (self._gradients_have_graph or not create_graph):
+            return self._gradients
+
+        rows = []
+        for task, loss in self.task_losses.items():
+            if not loss.requires_grad:
+                raise MtbenchError(f"The loss of task '{task}' does not depend on any trainable parameter.")
+            gradients = torch.autograd.grad(
+                loss, self.last_shared_parameters, retain_graph=True, create_graph=create_graph, allow_unused=True
+            )
+            flat = [
+                torch.zeros_like(parameter).flatten() if gradient is None else gradient.flatten()
+                for gradient, parameter in zip(gradients, self.last_shared_parameters)
+            ]
+            rows.append(torch.cat(flat).float())
+
+        self._gradients = torch.stack(rows)
+        self._gradients_have_graph = create_graph
+        return self._gradients
+
+    def cached_task_gradients(self) -> torch.Tensor | None:
+        """Return the task gradients a method already computed this step, detached, or None."""
+        return None if self._gradients is None else self._gradients.detach()
+
+
+class Method(nn.Module):
+    """Base class of every multi-task method.
+
+    Subclasses set ``name`` (the registry key), ``title`` (the reference, as
+    the paper's authors, year and title) and ``hyperparameters``, and accept
+    each hyper-parameter as a keyword argument of ``__init__`` after ``tasks``.
+    """
+
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    hyperparameters: ClassVar[tuple[Hyperparameter, ...]] = ()
+    uses_task_gradients: ClassVar[bool] = False
+    single_task: ClassVar[bool] = False
+
+    def __init__(self, tasks: list[str]) -> None:
+        super().__init__()
+        if not tasks:
+            raise MtbenchError(f"Method '{self.name}' needs at least one task.")
+        self.tasks = list(tasks)
+
+    def config(self) -> dict[str, Any]:
+        """Return the hyper-parameter values of this instance, for records."""
+        return {hyperparameter.name: getattr(self, hyperparameter.keyword) for hyperparameter in self.hyperparameters}
+
+    def loss(self, context: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
+        """Return the scalar to minimise and extra values to log (such as a penalty)."""
+        raise NotImplementedError(f"Method '{self.name}' implements neither loss() nor backward().")
+
+    def backward(self, context: StepContext) -> dict[str, float]:
+        """Write gradients into ``.grad`` of the model (and method) parameters; return values to log."""
+        total, logged = self.loss(context)
+        total.backward()
+        return logged

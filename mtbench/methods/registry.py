@@ -1,0 +1,102 @@
+"""The method registry: built-in methods, plugin files and installed packages.
+
+A method registers itself with the :func:`register_method` decorator. Users add
+their own without editing mtbench, either as a Python file passed with
+``--plugin path/to/file.py`` or as an installed package that declares an entry
+point in the group ``mtbench.methods`` (the entry point's value is the module to
+import, or a ``module:Class`` reference to a :class:`Method` subclass).
+"""
+
+import fnmatch
+import importlib
+import importlib.metadata
+import importlib.util
+import sys
+import traceback
+from pathlib import Path
+
+from mtbench.errors import MtbenchError
+from mtbench.methods.base import Method
+
+ENTRY_POINT_GROUP = "mtbench.methods"
+
+_METHODS: dict[str, type[Method]] = {}
+_entry_points_loaded = False
+
+
+def register_method(method_class: type[Method]) -> type[Method]:
+    """Add ``method_class`` to the registry under its ``name``; use as a class decorator."""
+    if not (isinstance(method_class, type) and issubclass(method_class, Method)):
+        raise MtbenchError(f"register_method expects a subclass of mtbench.methods.Method, got {method_class!r}.")
+    name = method_class.name
+    if not name or not name.replace("_", "").replace("-", "").isalnum():
+        raise MtbenchError(f"Method class {method_class.__qualname__} needs a `name` of letters, digits, '-' or '_', got {name!r}.")
+    existing = _METHODS.get(name)
+    if existing is not None and existing.__qualname__ != method_class.__qualname__:
+        raise MtbenchError(
+            f"Method name '{name}' is already registered by {existing.__module__}.{existing.__qualname__}. "
+            "Choose another name for your method."
+        )
+    _METHODS[name] = method_class
+    return method_class
+
+
+def load_plugin(path: str | Path) -> None:
+    """Import a Python file so that the methods it registers become available."""
+    path = Path(path)
+    if not path.is_file():
+        raise MtbenchError(f"Plugin file not found: {path}. Pass the path of a .py file that registers a method.")
+    module_name = f"mtbench_plugin_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise MtbenchError(f"Cannot import plugin {path}: it is not a Python source file.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except MtbenchError:
+        raise
+    except Exception as error:
+        del sys.modules[module_name]
+        location = traceback.extract_tb(error.__traceback__)[-1]
+        raise MtbenchError(
+            f"Plugin {path} failed to import: {type(error).__name__}: {error} "
+            f"(at {location.filename}, line {location.lineno}). Fix the plugin and run the command again."
+        ) from error
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = entry_point.load()
+        except Exception as error:
+            raise MtbenchError(
+                f"The installed package entry point '{entry_point.name} = {entry_point.value}' "
+                f"(group {ENTRY_POINT_GROUP}) failed to import: {type(error).__name__}: {error}. "
+                "Fix or uninstall that package."
+            ) from error
+        if isinstance(loaded, type) and issubclass(loaded, Method):
+            register_method(loaded)
+
+
+def get_method(name: str) -> type[Method]:
+    """Return the method class registered as ``name``."""
+    _load_entry_points()
+    if name not in _METHODS:
+        known = ", ".join(sorted(_METHODS))
+        raise MtbenchError(
+            f"Unknown method '{name}'. Known methods: {known}. "
+            "To add your own, pass --plugin path/to/file.py or install a package with an "
+            f"entry point in the group '{ENTRY_POINT_GROUP}'."
+        )
+    return _METHODS[name]
+
+
+def list_methods(pattern: str = "*") -> list[str]:
+    """Return the sorted names of registered methods that match a shell-style ``pattern``."""
+    _load_entry_points()
+    return sorted(name for name in _METHODS if fnmatch.fnmatch(name, pattern))

@@ -1,0 +1,62 @@
+"""The configuration of one training run and the identifiers derived from it."""
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings; ``learning_rate`` is Adam's step size, ``epochs`` full passes over train."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run's result, plus where its outputs go."""
+
+    benchmark: str
+    protocol: str
+    method: str
+    method_config: dict
+    tasks: tuple[str, ...]
+    model: str
+    model_config: dict
+    train: TrainConfig
+    seed: int
+    device: str = "cpu"
+    data_root: Path = field(default=Path("."))
+    leaderboard_dir: Path = field(default=Path("leaderboard"))
+    runs_dir: Path = field(default=Path("runs"))
+    cosine_every: int = 1
+
+    def identity(self) -> dict:
+        """Return the fields that define the configuration (a leaderboard row), without the seed."""
+        return {
+            "benchmark": self.benchmark,
+            "protocol": self.protocol,
+            "method": self.method,
+            "method_config": self.method_config,
+            "tasks": list(self.tasks),
+            "model": self.model,
+            "model_config": self.model_config,
+            "train_config": asdict(self.train),
+        }
+
+    @property
+    def config_id(self) -> str:
+        return _short_hash(self.identity())
+
+    @property
+    def run_id(self) -> str:
+        return _short_hash({"config_id": self.config_id, "seed": self.seed})
+
+
+def _short_hash(value: dict) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

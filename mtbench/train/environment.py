@@ -1,0 +1,50 @@
+"""Facts about the software and hardware of a run, stored in its record."""
+
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+import mtbench
+
+
+def resolve_device(requested: str) -> torch.device:
+    """Return CUDA when ``requested`` is "auto" and a GPU exists, else the requested device."""
+    from mtbench.errors import MtbenchError
+
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(requested)
+    except RuntimeError as error:
+        raise MtbenchError(f"Invalid device '{requested}': use auto, cpu, cuda or cuda:N.") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise MtbenchError(f"Device '{requested}' requested, but PyTorch sees no CUDA GPU. Use --device cpu or auto.")
+    return device
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Return peak GPU memory allocated by tensors on CUDA, else the process's peak resident set size."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports kibibytes, macOS bytes.
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def git_commit() -> str | None:
+    """Return the commit of the mtbench checkout, or None outside a git repository."""
+    package_folder = Path(mtbench.__file__).resolve().parent
+    try:
+        completed = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=package_folder, capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return completed.stdout.strip() or None if completed.returncode == 0 else None
+
+
+def versions() -> dict[str, str]:
+    return {"mtbench_version": mtbench.__version__, "torch_version": torch.__version__}

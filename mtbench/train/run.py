@@ -1,0 +1,58 @@
+"""Run a configuration for one or more seeds and store each result record."""
+
+import io
+from dataclasses import replace
+
+import numpy as np
+from rich.console import Console
+
+from mtbench.io import atomic_write_bytes
+from mtbench.leaderboard import append_record
+from mtbench.methods import get_method
+from mtbench.train.config import RunConfig
+from mtbench.train.trainer import Trainer
+
+
+def expand_tasks(config: RunConfig) -> list[RunConfig]:
+    """Return one configuration per model: one per task for single-task methods, else ``config`` itself."""
+    if get_method(config.method).single_task and len(config.tasks) > 1:
+        return [replace(config, tasks=(task,)) for task in config.tasks]
+    return [config]
+
+
+def store_result(config: RunConfig, record: dict, cosines: np.ndarray) -> dict:
+    """Save the per-step cosines beside the results and append the record; return the record."""
+    if cosines.size:
+        relative = f"results/{config.benchmark}/cosines/{config.run_id}.npy"
+        buffer = io.BytesIO()
+        np.save(buffer, cosines)
+        atomic_write_bytes(config.leaderboard_dir / relative, buffer.getvalue())
+        record = {**record, "cosines_file": relative}
+    append_record(config.leaderboard_dir, record)
+    return record
+
+
+def run_configuration(config: RunConfig, seeds: list[int], console: Console) -> list[dict]:
+    """Train every model of ``config`` for every seed; return the stored records."""
+    records = []
+    for seed in seeds:
+        for model_config in expand_tasks(replace(config, seed=seed)):
+            console.rule(
+                f"{model_config.benchmark} · {model_config.method} {model_config.method_config or ''} · "
+                f"tasks {', '.join(model_config.tasks)} · seed {seed} · run {model_config.run_id}"
+            )
+            trainer = Trainer(model_config, console)
+            record = trainer.run()
+            records.append(store_result(model_config, record, trainer.cosines.steps()))
+            _print_summary(console, record)
+    return records
+
+
+def _print_summary(console: Console, record: dict) -> None:
+    scores = ", ".join(f"{name} {value:.4f}" for name, value in record["test"].items())
+    sigma = record["sigma_cos"]
+    sigma_text = "-" if sigma is None else f"{sigma:.3f}"
+    console.print(
+        f"test (epoch {record['selected_epoch']} selected on validation): {scores}; "
+        f"sigma_cos {sigma_text}; {record['seconds_per_step'] * 1000:.1f} ms/step; {record['wall_seconds']:.0f} s"
+    )

@@ -1,0 +1,272 @@
+"""Train one model with one method on one benchmark and return its result record.
+
+The loop reads top to bottom: seed, data, model, method, optimiser, then per
+epoch a training pass, a validation pass and model selection; the test split is
+scored once, with the weights of the epoch that scored best on validation.
+"""
+
+import copy
+import io
+import math
+import random
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from mtbench.benchmarks import get_benchmark
+from mtbench.benchmarks.base import SplitTensors
+from mtbench.errors import MtbenchError
+from mtbench.io import atomic_write_bytes
+from mtbench.methods import StepContext, get_method
+from mtbench.metrics.gradient_cosine import CosineTracker, pairwise_cosines
+from mtbench.train.config import RunConfig
+from mtbench.train.environment import git_commit, peak_memory_mb, resolve_device, versions
+
+
+class TrainingDiverged(MtbenchError):
+    """A task loss became NaN or infinite."""
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and PyTorch, and return the generator that shuffles batches."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
+
+
+def _check_finite(task_losses: dict[str, torch.Tensor], step: int, method: str) -> None:
+    for task, loss in task_losses.items():
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise TrainingDiverged(
+                f"The loss of task '{task}' is {value} at training step {step} with method '{method}'. "
+                "The run stopped and no record was written. Lower the learning rate or the method's "
+                "hyper-parameters and run again."
+            )
+
+
+@torch.no_grad()
+def evaluate(model, benchmark, split: SplitTensors, tasks: list[str], batch_size: int, device) -> dict[str, float]:
+    """Score ``model`` on a whole split; metrics accumulate over all batches before computing."""
+    model.eval()
+    evaluator = benchmark.evaluator(tasks)
+    for start in range(0, len(split), batch_size):
+        inputs = benchmark.prepare_batch(split.inputs[start : start + batch_size].to(device))
+        _, outputs = model(inputs)
+        targets = {task: split.targets[task][start : start + batch_size].to(device) for task in tasks}
+        evaluator.update(outputs, targets)
+    return evaluator.compute()
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+class Trainer:
+    """One run: a model, a method and an optimiser trained for a fixed number of epochs."""
+
+    def __init__(self, config: RunConfig, console: Console | None = None) -> None:
+        self.config = config
+        self.console = console or Console()
+        self.device = resolve_device(config.device)
+        self.benchmark = get_benchmark(config.benchmark)
+        self.tasks = list(config.tasks)
+        self.generator = seed_everything(config.seed)
+
+        self.train_split = self.benchmark.load_split(config.data_root, "train")
+        self.validation_split = self.benchmark.load_split(config.data_root, "val")
+        self.dataset_checksum = self.benchmark.dataset_checksum(config.data_root)
+
+        self.model = self.benchmark.build_model(self.tasks, config.model_config).to(self.device)
+        method_class = get_method(config.method)
+        try:
+            self.method = method_class(self.tasks, **_method_arguments(method_class, config.method_config)).to(self.device)
+        except TypeError as error:
+            raise MtbenchError(f"Invalid hyper-parameters {config.method_config} for method '{config.method}': {error}.") from error
+        parameters = list(self.model.parameters()) + list(self.method.parameters())
+        self.optimizer = torch.optim.Adam(parameters, lr=config.train.learning_rate)
+
+        self.cosines = CosineTracker()
+        self.step = 0
+        self.step_seconds: list[float] = []
+
+    def train_step(self, inputs: torch.Tensor, targets: dict[str, torch.Tensor], epoch: int) -> dict[str, float]:
+        representation, outputs = self.model(inputs)
+        task_losses = {task: self.benchmark.task_loss(task, outputs[task], targets[task]) for task in self.tasks}
+        _check_finite(task_losses, self.step, self.config.method)
+
+        context = StepContext(
+            task_losses=task_losses,
+            shared_parameters=self.model.shared_parameters(),
+            last_shared_parameters=self.model.last_shared_parameters(),
+            shared_representation=representation,
+            step=self.step,
+            epoch=epoch,
+        )
+        track_cosines = len(self.tasks) > 1 and self.step % self.config.cosine_every == 0
+        if track_cosines and not self.method.uses_task_gradients:
+            # Taken before backward() frees the graph; no second-order graph is built.
+            context.last_shared_task_gradients(create_graph=False)
+
+        self.optimizer.zero_grad(set_to_none=True)
+        logged = self.method.backward(context)
+        self.optimizer.step()
+
+        gradients = context.cached_task_gradients()
+        if track_cosines and gradients is not None:
+            self.cosines.update(pairwise_cosines(gradients))
+        logged.update({f"loss/{task}": float(loss.detach()) for task, loss in task_losses.items()})
+        return logged
+
+    def train_epoch(self, epoch: int, progress: Progress) -> dict[str, float]:
+        self.model.train()
+        self.method.train()
+        self.cosines.start_epoch()
+        order = torch.randperm(len(self.train_split), generator=self.generator)
+        batch_size = self.config.train.batch_size
+        batches = range(0, len(order), batch_size)
+        bar = progress.add_task(f"epoch {epoch}/{self.config.train.epochs}", total=len(batches))
+
+        sums: dict[str, float] = {}
+        for start in batches:
+            indices = order[start : start + batch_size]
+            inputs = self.benchmark.prepare_batch(self.train_split.inputs[indices].to(self.device))
+            targets = {task: self.train_split.targets[task][indices].to(self.device) for task in self.tasks}
+
+            began = time.perf_counter()
+            logged = self.train_step(inputs, targets, epoch)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.step_seconds.append(time.perf_counter() - began)
+
+            for key, value in logged.items():
+                sums[key] = sums.get(key, 0.0) + value
+            self.step += 1
+            progress.advance(bar)
+
+        progress.remove_task(bar)
+        return {key: value / len(batches) for key, value in sums.items()}
+
+    def save_checkpoint(self, epoch: int, best: dict) -> None:
+        """Write model, method and optimiser state after ``epoch``, atomically."""
+        buffer = io.BytesIO()
+        state = {
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "method": self.method.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "best_epoch": best["epoch"],
+            "best_model": best["model"],
+        }
+        torch.save(state, buffer)
+        folder = self.config.runs_dir / self.config.benchmark / self.config.run_id
+        atomic_write_bytes(folder / "checkpoint.pt", buffer.getvalue())
+
+    def run(self) -> dict:
+        """Train, select the epoch on validation, score it on test and return the record."""
+        config = self.config
+        selection_metric = self.benchmark.selection_metric(self.tasks)
+        started = time.perf_counter()
+        history: list[dict] = []
+        best = {"epoch": 0, "score": -math.inf, "model": None, "validation": None}
+
+        with _progress(self.console) as progress:
+            for epoch in range(1, config.train.epochs + 1):
+                epoch_started = time.perf_counter()
+                train_logged = self.train_epoch(epoch, progress)
+                validation = evaluate(self.model, self.benchmark, self.validation_split, self.tasks, 256, self.device)
+                mu_cos, sigma_cos = self.cosines.epoch_summary()
+                seconds = time.perf_counter() - epoch_started
+
+                if validation[selection_metric] > best["score"]:
+                    best = {
+                        "epoch": epoch,
+                        "score": validation[selection_metric],
+                        "model": copy.deepcopy(self.model.state_dict()),
+                        "validation": validation,
+                    }
+                history.append(_epoch_entry(epoch, train_logged, validation, mu_cos, sigma_cos, seconds))
+                self.console.print(_epoch_line(history[-1], config.train.epochs, selection_metric))
+                self.save_checkpoint(epoch, best)
+
+        self.model.load_state_dict(best["model"])
+        test_split = self.benchmark.load_split(config.data_root, "test")
+        test = evaluate(self.model, self.benchmark, test_split, self.tasks, 256, self.device)
+        return self._record(selection_metric, best, test, history, time.perf_counter() - started)
+
+    def _record(self, selection_metric: str, best: dict, test: dict, history: list[dict], wall_seconds: float) -> dict:
+        config = self.config
+        mu_cos, sigma_cos = self.cosines.run_summary()
+        return {
+            "schema_version": 1,
+            "status": "finished",
+            "failure": None,
+            "run_id": config.run_id,
+            "config_id": config.config_id,
+            **config.identity(),
+            "seed": config.seed,
+            "dataset_checksum": self.dataset_checksum,
+            "selection_metric": selection_metric,
+            "selected_epoch": best["epoch"],
+            "validation": best["validation"],
+            "test": test,
+            "history": history,
+            "mu_cos": mu_cos,
+            "sigma_cos": sigma_cos,
+            "first_epoch_sigma_cos": history[0]["sigma_cos"] if history else None,
+            "cosines_file": None,
+            "seconds_per_step": float(np.mean(self.step_seconds)) if self.step_seconds else 0.0,
+            "peak_memory_mb": peak_memory_mb(self.device),
+            "wall_seconds": wall_seconds,
+            "device": str(self.device),
+            **versions(),
+            "git_commit": git_commit(),
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+
+
+def _method_arguments(method_class, method_config: dict) -> dict:
+    """Map record keys (``lambda``) to constructor keywords (``lambda_``)."""
+    keywords = {hyperparameter.name: hyperparameter.keyword for hyperparameter in method_class.hyperparameters}
+    return {keywords.get(name, name): value for name, value in method_config.items()}
+
+
+def _epoch_entry(epoch, train_logged, validation, mu_cos, sigma_cos, seconds) -> dict:
+    train_loss = {key.removeprefix("loss/"): value for key, value in train_logged.items() if key.startswith("loss/")}
+    extra = {key: value for key, value in train_logged.items() if not key.startswith("loss/")}
+    return {
+        "epoch": epoch,
+        "train_loss": train_loss,
+        "train": extra,
+        "validation": validation,
+        "mu_cos": mu_cos,
+        "sigma_cos": sigma_cos,
+        "seconds": seconds,
+    }
+
+
+def _epoch_line(entry: dict, epochs: int, selection_metric: str) -> str:
+    losses = " ".join(f"{task} {value:.4f}" for task, value in entry["train_loss"].items())
+    scores = " ".join(f"{name} {value:.4f}" for name, value in entry["validation"].items())
+    sigma = "-" if entry["sigma_cos"] is None else f"{entry['sigma_cos']:.3f}"
+    mu = "-" if entry["mu_cos"] is None else f"{entry['mu_cos']:+.3f}"
+    return (
+        f"epoch {entry['epoch']}/{epochs}  train loss: {losses}  validation: {scores}  "
+        f"mu_cos {mu}  sigma_cos {sigma}  {entry['seconds']:.1f} s"
+    )

@@ -1,0 +1,144 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from mtbench.cli.main import main
+
+
+def run_cli(capsys, *arguments) -> tuple[int, str, str]:
+    status = main(list(arguments))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_run_before_prepare_names_the_fix(capsys, tmp_path):
+    status, _, err = run_cli(capsys, "run", "--method", "equal", "--data-root", str(tmp_path / "empty"), "--leaderboard-dir", str(tmp_path / "lb"))
+    assert status == 2
+    assert "mtbench prepare multidigitmnist" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "lb").exists()
+
+
+def test_unknown_method(capsys, tmp_path):
+    status, _, err = run_cli(capsys, "run", "--method", "gradnorm-typo", "--data-root", str(tmp_path))
+    assert status == 2
+    assert "Unknown method 'gradnorm-typo'" in err
+
+
+def test_unknown_benchmark(capsys, tmp_path):
+    status, _, err = run_cli(capsys, "run", "--benchmark", "imagenet", "--method", "equal")
+    assert status == 2
+    assert "Unknown benchmark 'imagenet'" in err and "multidigitmnist" in err
+
+
+def test_unknown_hyperparameter(capsys, tiny_data_root):
+    status, _, err = run_cli(capsys, "run", "--method", "cosreg", "--param", "lamda=1", "--data-root", str(tiny_data_root))
+    assert status == 2
+    assert "Unknown hyper-parameter 'lamda'" in err and "lambda" in err
+
+
+def test_malformed_hyperparameter(capsys):
+    status, _, err = run_cli(capsys, "run", "--method", "cosreg", "--param", "lambda")
+    assert status == 2
+    assert "NAME=VALUE" in err
+
+
+def test_invalid_hyperparameter_value(capsys):
+    status, _, err = run_cli(capsys, "run", "--method", "cosreg", "--param", "lambda=big")
+    assert status == 2
+    assert "Invalid value 'big' for lambda" in err
+
+
+def test_nonpositive_epochs(capsys):
+    status, _, err = run_cli(capsys, "run", "--method", "equal", "--epochs", "0")
+    assert status == 2
+    assert "--epochs 0" in err
+
+
+def test_unknown_task(capsys, tiny_data_root):
+    status, _, err = run_cli(capsys, "run", "--method", "single", "--task", "middle", "--data-root", str(tiny_data_root))
+    assert status == 2
+    assert "middle" in err
+
+
+def test_failing_plugin(capsys, tmp_path):
+    plugin = tmp_path / "bad_plugin.py"
+    plugin.write_text("import not_a_real_module_xyz\n")
+    status, _, err = run_cli(capsys, "run", "--plugin", str(plugin), "--method", "equal")
+    assert status == 2
+    assert "bad_plugin.py failed to import: ModuleNotFoundError" in err
+
+
+def test_run_with_plugin_method_end_to_end(capsys, tiny_data_root, tmp_path):
+    plugin = tmp_path / "scaled.py"
+    plugin.write_text(
+        textwrap.dedent(
+            """
+            import torch
+            from mtbench.methods import Hyperparameter, Method, register_method
+
+            @register_method
+            class ScaledSum(Method):
+                name = "scaled-sum-cli-test"
+                hyperparameters = (Hyperparameter("scale", float, 1.0, "factor"),)
+
+                def __init__(self, tasks, scale=1.0):
+                    super().__init__(tasks)
+                    self.scale = scale
+
+                def loss(self, context):
+                    return self.scale * torch.stack(list(context.task_losses.values())).sum(), {}
+            """
+        )
+    )
+    leaderboard = tmp_path / "lb"
+    status, out, err = run_cli(
+        capsys, "run", "--plugin", str(plugin), "--method", "scaled-sum-cli-test", "--param", "scale=0.5",
+        "--epochs", "1", "--width", "4", "--data-root", str(tiny_data_root), "--leaderboard-dir", str(leaderboard),
+        "--runs-dir", str(tmp_path / "runs"), "--device", "cpu",
+    )
+    assert status == 0, err
+    (line,) = (leaderboard / "results" / "multidigitmnist.jsonl").read_text().splitlines()
+    record = json.loads(line)
+    assert record["method"] == "scaled-sum-cli-test"
+    assert record["method_config"] == {"scale": 0.5}
+    assert record["model_config"]["width"] == 4
+    assert "epoch 1/1" in out
+
+
+def test_methods_lists_builtins(capsys):
+    status, out, _ = run_cli(capsys, "methods")
+    assert status == 0
+    for name in ("equal", "single", "cosreg", "lambda"):
+        assert name in out
+
+
+def test_datasets_shows_prepared_state(capsys, tiny_data_root, tmp_path):
+    status, out, _ = run_cli(capsys, "datasets", "--data-root", str(tiny_data_root))
+    assert status == 0
+    assert "sha256" in out or "multidigitmnist" in out
+    status, out, _ = run_cli(capsys, "datasets", "--data-root", str(tmp_path))
+    assert "not prepared" in out
+
+
+def test_console_script_prints_no_traceback(tmp_path):
+    environment = {**os.environ, "MTBENCH_DATA": str(tmp_path)}
+    completed = subprocess.run(
+        [sys.executable, "-m", "mtbench", "run", "--method", "equal", "--leaderboard-dir", str(tmp_path / "lb")],
+        capture_output=True, text=True, env=environment, check=False,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.startswith("mtbench: error:")
+    assert "Traceback" not in completed.stderr
+
+
+def test_help_gives_units_and_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    assert "Adam learning rate" in out
+    assert "default: auto" in out

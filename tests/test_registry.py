@@ -1,0 +1,91 @@
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from mtbench.errors import MtbenchError
+from mtbench.methods import Method, get_method, list_methods, load_plugin, register_method
+from mtbench.methods import registry
+
+
+def test_builtin_methods_registered():
+    assert {"equal", "single", "cosreg"} <= set(list_methods())
+    assert list_methods("cos*") == ["cosreg"]
+
+
+def test_unknown_method_names_value_and_fix():
+    with pytest.raises(MtbenchError, match="Unknown method 'nope'.*--plugin"):
+        get_method("nope")
+
+
+def test_plugin_file_registers_method(tmp_path):
+    plugin = tmp_path / "halfweights.py"
+    plugin.write_text(
+        textwrap.dedent(
+            """
+            import torch
+            from mtbench.methods import Method, register_method
+
+            @register_method
+            class HalfWeights(Method):
+                name = "half-weights-test"
+                title = "Every task weighted 0.5"
+
+                def loss(self, context):
+                    return 0.5 * torch.stack(list(context.task_losses.values())).sum(), {}
+            """
+        )
+    )
+    load_plugin(plugin)
+    method = get_method("half-weights-test")(["a", "b"])
+    assert method.config() == {}
+    registry._METHODS.pop("half-weights-test")
+
+
+def test_plugin_that_raises_gives_clear_error(tmp_path):
+    plugin = tmp_path / "broken.py"
+    plugin.write_text("raise RuntimeError('boom')\n")
+    with pytest.raises(MtbenchError, match=r"broken\.py failed to import: RuntimeError: boom"):
+        load_plugin(plugin)
+    assert "mtbench_plugin_broken" not in sys.modules
+
+
+def test_missing_plugin_file(tmp_path):
+    with pytest.raises(MtbenchError, match="Plugin file not found"):
+        load_plugin(tmp_path / "absent.py")
+
+
+def test_duplicate_name_rejected():
+    class Impostor(Method):
+        name = "equal"
+
+    with pytest.raises(MtbenchError, match="already registered"):
+        register_method(Impostor)
+
+
+def test_register_rejects_non_method():
+    with pytest.raises(MtbenchError, match="subclass"):
+        register_method(torch.nn.Linear)
+
+
+def test_entry_point_is_loaded(monkeypatch):
+    class EntryPointMethod(Method):
+        name = "entry-point-test"
+
+    class FakeEntryPoint:
+        name = "entry-point-test"
+        value = "somepackage:EntryPointMethod"
+
+        def load(self):
+            return EntryPointMethod
+
+    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    monkeypatch.setattr(registry.importlib.metadata, "entry_points", lambda group: [FakeEntryPoint()])
+    assert get_method("entry-point-test") is EntryPointMethod
+    registry._METHODS.pop("entry-point-test")
+
+
+def test_single_rejects_several_tasks():
+    with pytest.raises(MtbenchError, match="one task per model"):
+        get_method("single")(["left", "right"])
