@@ -47,7 +47,8 @@ def test_equal_run_writes_complete_record(tiny_data_root, tmp_path):
     assert set(record["test"]) == {"left_accuracy", "right_accuracy", "harmonic_accuracy"}
     assert 1 <= record["selected_epoch"] <= 2
     assert len(record["history"]) == 2
-    assert math.isfinite(record["sigma_cos"]) and -1 <= record["mu_cos"] <= 1
+    assert math.isfinite(record["sigma_cos"])
+    assert -1 <= record["mu_cos"] <= 1
     assert record["first_epoch_sigma_cos"] == record["history"][0]["sigma_cos"]
 
     cosines = np.load(tmp_path / "leaderboard" / record["cosines_file"])
@@ -96,7 +97,8 @@ def test_single_writes_one_record_per_task(tiny_data_root, tmp_path):
     assert [record["tasks"] for record in records] == [["left"], ["right"]]
     assert set(records[0]["test"]) == {"left_accuracy"}
     assert records[0]["selection_metric"] == "left_accuracy"
-    assert records[0]["sigma_cos"] is None and records[0]["cosines_file"] is None
+    assert records[0]["sigma_cos"] is None
+    assert records[0]["cosines_file"] is None
 
 
 def test_nan_loss_stops_run_without_record(tiny_data_root, tmp_path, monkeypatch):

@@ -22,9 +22,9 @@ from mtbench.errors import MtbenchError
 class Hyperparameter:
     """A method option: its name, type, published default and meaning (with unit).
 
-    ``name`` is the key in records and the command line; ``argument`` is the
-    keyword of the method's ``__init__`` when ``name`` is a Python keyword
-    (``lambda`` becomes ``lambda_``).
+    ``name`` is the key in records and on the command line. ``argument`` is
+    the keyword of the method's ``__init__`` when ``name`` is a Python keyword,
+    so ``lambda`` becomes ``lambda_``.
     """
 
     name: str

@@ -10,7 +10,7 @@ from mtbench.metrics.gradient_cosine import normalize_rows
 def cosreg_penalty(gradients: torch.Tensor) -> torch.Tensor:
     """Return R = ||G G^T - I||_F^2 / (K (K - 1)) for the K x P task gradients ``gradients``.
 
-    G holds the unit-normalised rows, so the diagonal of G G^T is 1 and R is
+    G contains the unit-normalised rows, so the diagonal of G G^T is 1 and R is
     the mean of cos^2 over ordered task pairs, in [0, 1]. mtbench sums the
     off-diagonal entries only, which equals the formula for non-zero rows and
     treats a zero gradient as orthogonal to the others instead of adding 1 for
@@ -40,9 +40,9 @@ class CosReg(Method):
     In the scheduled variant lambda is multiplied by the step's mean task loss,
     detached, so that the penalty follows the scale of the losses.
 
-    Hyper-parameters: ``lambda`` (the keyword ``lambda_``) (published value 10 on NYUv2 and SUN RGB-D
-    with the schedule; the MultiDigitMNIST value is not published, so mtbench
-    chooses it on validation) and ``scheduled``.
+    Hyper-parameters: ``lambda`` (keyword ``lambda_``) and ``scheduled``. The
+    authors use lambda = 10 with the schedule on NYUv2 and SUN RGB-D. They do
+    not publish the MultiDigitMNIST value, so mtbench chooses it on validation.
     """
 
     name = "cosreg"

@@ -1,7 +1,7 @@
 """Train one model with one method on one benchmark and return its result record.
 
 The loop reads top to bottom: seed, data, model, method, optimiser, then per
-epoch a training pass, a validation pass and model selection; the test split is
+epoch a training pass, a validation pass and model selection. The test split is
 scored once, with the weights of the epoch that scored best on validation.
 """
 
