@@ -59,17 +59,46 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def _process_is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_abandoned_siblings(path: Path) -> None:
+    """Delete staging folders of killed writers, and restore a retired copy that lost its replacement.
+
+    A writer killed between its two renames leaves ``path`` absent and the old
+    content under ``.<name>.retired-<pid>``, which is moved back.
+    """
+    for sibling in path.parent.glob(f".{path.name}.*-*"):
+        kind, _, rest = sibling.name[len(path.name) + 2 :].partition("-")
+        pid_text = rest.split("-")[0]
+        if kind not in ("staging", "retired") or not pid_text.isdigit() or _process_is_alive(int(pid_text)):
+            continue
+        if kind == "retired" and not path.exists():
+            os.replace(sibling, path)
+        else:
+            shutil.rmtree(sibling, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a staging folder that replaces ``path`` only if the block finishes.
 
-    On an exception (or a kill) the staging folder is left behind under a
-    hidden ``.<name>.staging-*`` name and ``path`` keeps its old content.
+    On an exception the staging folder is removed and ``path`` keeps its old
+    content. A kill leaves a hidden ``.<name>.staging-<pid>-*`` folder, which
+    the next call for the same ``path`` deletes once that process is gone.
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.staging-", dir=path.parent))
+        _remove_abandoned_siblings(path)
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.staging-{os.getpid()}-", dir=path.parent))
         os.chmod(staging, _default_mode(directory=True))
     except OSError as error:
         _raise_for_os_error(error, path)
@@ -90,6 +119,12 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
         _raise_for_os_error(error, path)
 
 
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as reader:
+        reader.seek(-1, os.SEEK_END)
+        return reader.read(1) == b"\n"
+
+
 def append_json_line(path: str | os.PathLike, record: dict) -> None:
     """Append ``record`` as one JSON line to ``path``.
 
@@ -103,6 +138,10 @@ def append_json_line(path: str | os.PathLike, record: dict) -> None:
         with open(path, "ab") as handle:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             try:
+                # A writer killed mid-line leaves no final newline: start a new line
+                # so this record is not glued onto the fragment.
+                if os.fstat(handle.fileno()).st_size > 0 and not _ends_with_newline(path):
+                    line = b"\n" + line
                 handle.write(line)
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -110,3 +149,11 @@ def append_json_line(path: str | os.PathLike, record: dict) -> None:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
     except OSError as error:
         _raise_for_os_error(error, path)
+
+
+def check_writable(folder: str | os.PathLike) -> None:
+    """Raise MtbenchError now, before hours of work, when files cannot be created in ``folder``."""
+    folder = Path(folder)
+    probe = folder / f".write-check-{os.getpid()}"
+    atomic_write_bytes(probe, b"")
+    probe.unlink()

@@ -144,3 +144,67 @@ def test_help_gives_units_and_defaults(capsys):
     out = capsys.readouterr().out
     assert "Adam learning rate" in out
     assert "default: auto" in out
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--seed", "-1"], "Invalid --seed -1"),
+        (["--seed", "5", "5"], "Duplicate seeds"),
+        (["--lr", "nan"], "Invalid --lr nan"),
+        (["--device", "meta"], "Invalid --device 'meta'"),
+        (["--task", "left", "--task", "left"], "Duplicate task"),
+    ],
+)
+def test_run_rejects_invalid_options(capsys, tiny_data_root, options, message):
+    status, _, err = run_cli(capsys, "run", "--method", "equal", "--data-root", str(tiny_data_root), *options)
+    assert status == 2
+    assert message in err
+
+
+def test_nonfinite_hyperparameter(capsys):
+    status, _, err = run_cli(capsys, "run", "--method", "cosreg", "--param", "lambda=inf")
+    assert status == 2
+    assert "use a finite number" in err
+
+
+def test_leaderboard_missing_folder(capsys, tmp_path):
+    status, _, err = run_cli(capsys, "leaderboard", "--leaderboard-dir", str(tmp_path / "typo"), "--check")
+    assert status == 2
+    assert "typo not found" in err
+
+
+def test_leaderboard_check_unknown_benchmark(capsys, tmp_path):
+    status, _, err = run_cli(capsys, "leaderboard", "--leaderboard-dir", str(tmp_path), "--check", "--benchmark", "nosuch")
+    assert status == 1
+    assert "results file not found" in err
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("return context.task_losses['left'].detach() + 0, {}", "failed at training step 0: RuntimeError"),
+        ("return torch.stack(list(context.task_losses.values())), {}", "failed at training step 0: RuntimeError"),
+        ("return torch.stack(list(context.task_losses.values())).sum() * float('nan'), {}", "NaN or infinite gradients at training step 0"),
+        ("return torch.stack(list(context.task_losses.values())).sum(), {'penalty': float('nan')}", "logged penalty = nan at training step 0"),
+    ],
+)
+def test_broken_plugin_method_stops_run(capsys, tiny_data_root, tmp_path, body, message):
+    plugin = tmp_path / "broken_method.py"
+    plugin.write_text(
+        "import torch\n"
+        "from mtbench.methods import Method, register_method\n"
+        "@register_method\n"
+        "class Broken(Method):\n"
+        f"    name = 'broken-{abs(hash(body))}'\n"
+        "    def loss(self, context):\n"
+        f"        {body}\n"
+    )
+    leaderboard = tmp_path / "lb"
+    status, _, err = run_cli(
+        capsys, "run", "--plugin", str(plugin), "--method", f"broken-{abs(hash(body))}", "--epochs", "1", "--width", "4",
+        "--batch-size", "1000", "--data-root", str(tiny_data_root), "--leaderboard-dir", str(leaderboard), "--runs-dir", str(tmp_path / "runs"),
+    )
+    assert status == 2
+    assert message in err
+    assert not (leaderboard / "results" / "multidigitmnist.jsonl").exists()

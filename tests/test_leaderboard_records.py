@@ -11,6 +11,7 @@ import pytest
 from mtbench.errors import MtbenchError
 from mtbench.leaderboard import RecordWarning, append_record, check_records, read_records
 from mtbench.leaderboard.records import results_path
+from mtbench.train.config import configuration_id, run_id_for
 
 BENCHMARK = "multidigitmnist"
 
@@ -61,6 +62,10 @@ def make_record(seed: int = 0, method: str = "equal", status: str = "finished", 
         for key in ("validation", "test", "selected_epoch", "mu_cos", "sigma_cos", "first_epoch_sigma_cos"):
             record[key] = None
     record.update(overrides)
+    if "config_id" not in overrides:
+        record["config_id"] = configuration_id(record)
+    if "run_id" not in overrides:
+        record["run_id"] = run_id_for(record["config_id"], record["seed"])
     return record
 
 
@@ -81,7 +86,29 @@ def test_append_then_read_round_trip(tmp_path):
 
 def test_read_missing_file_is_empty(tmp_path):
     assert read_records(tmp_path, BENCHMARK) == []
-    assert check_records(tmp_path, BENCHMARK) == []
+
+
+def test_check_missing_file_or_folder(tmp_path):
+    (problem,) = check_records(tmp_path, BENCHMARK)
+    assert "results file not found" in problem
+    (problem,) = check_records(tmp_path / "absent")
+    assert "absent not found" in problem
+
+
+def test_check_flags_forged_and_conflicting_records(tmp_path):
+    genuine = make_record(seed=0)
+    forged_seed = make_record(seed=0, run_id="0123456789abcdef")
+    conflicting = make_record(seed=0, test={"left_accuracy": 0.5, "right_accuracy": 0.5, "harmonic_accuracy": 0.5})
+    out_of_range = make_record(seed=3, test={"left_accuracy": 1e308, "right_accuracy": 0.5, "harmonic_accuracy": 0.5})
+    for record in (genuine, forged_seed, conflicting, out_of_range):
+        append_record(tmp_path, record)
+
+    problems = check_records(tmp_path, BENCHMARK)
+
+    assert any("0123456789abcdef does not match its configuration and seed 0" in problem for problem in problems)
+    assert any("several finished records with different results" in problem for problem in problems)
+    assert any("left_accuracy = 1e+308, outside [0, 1]" in problem for problem in problems)
+    assert len(problems) == 3
 
 
 def test_append_failed_record_with_null_results(tmp_path):

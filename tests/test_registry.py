@@ -89,3 +89,30 @@ def test_entry_point_is_loaded(monkeypatch):
 def test_single_rejects_several_tasks():
     with pytest.raises(MtbenchError, match="one task per model"):
         get_method("single")(["left", "right"])
+
+
+def test_plugin_cannot_replace_builtin(tmp_path):
+    plugin = tmp_path / "hijack.py"
+    plugin.write_text(
+        "from mtbench.methods import Method, register_method\n"
+        "@register_method\n"
+        "class EqualWeights(Method):\n"
+        "    name = 'equal'\n"
+    )
+    with pytest.raises(MtbenchError, match="'equal' is already registered by mtbench.methods.equal.EqualWeights"):
+        load_plugin(plugin)
+    assert get_method("equal").__module__ == "mtbench.methods.equal"
+
+
+def test_plugin_syntax_error_names_line(tmp_path):
+    plugin = tmp_path / "syntax.py"
+    plugin.write_text("x = 1\ndef broken(:\n")
+    with pytest.raises(MtbenchError, match=r"SyntaxError.*syntax\.py, line 2"):
+        load_plugin(plugin)
+
+
+def test_plugin_calling_exit_is_reported(tmp_path):
+    plugin = tmp_path / "exits.py"
+    plugin.write_text("import sys\nsys.exit(0)\n")
+    with pytest.raises(MtbenchError, match="exits.py failed to import: SystemExit"):
+        load_plugin(plugin)

@@ -54,7 +54,7 @@ def read_definition(name: str) -> BenchmarkDefinition:
         tasks = tuple(
             TaskDefinition(task["name"], task["kind"], tuple(task.get("classes", ()))) for task in data["tasks"]
         )
-        return BenchmarkDefinition(
+        definition = BenchmarkDefinition(
             name=data["name"],
             protocol=data["protocol"],
             title=data["title"],
@@ -65,3 +65,32 @@ def read_definition(name: str) -> BenchmarkDefinition:
         )
     except (tomllib.TOMLDecodeError, KeyError, TypeError) as error:
         raise MtbenchError(f"Invalid benchmark definition {path}: {error}. Restore the file from the repository.") from error
+
+    problem = _find_problem(definition)
+    if problem:
+        raise MtbenchError(f"Invalid benchmark definition {path}: {problem}. Restore the file from the repository.")
+    return definition
+
+
+# The trainer implements only Adam, so a definition may not ask for another optimiser.
+SUPPORTED_OPTIMIZERS = ("adam",)
+
+
+def _find_problem(definition: BenchmarkDefinition) -> str | None:
+    """Return what is wrong with ``definition``, or None."""
+    training = definition.training
+    for key, kind in (("epochs", int), ("batch_size", int), ("learning_rate", (int, float))):
+        value = training.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kind) or value <= 0):
+            return f"training.{key} = {value!r} must be a positive number"
+    if training.get("optimizer", "adam") not in SUPPORTED_OPTIMIZERS:
+        return f"training.optimizer = {training['optimizer']!r} is not supported (use one of {SUPPORTED_OPTIMIZERS})"
+    if not definition.tasks:
+        return "no [[tasks]] defined"
+    for task in definition.tasks:
+        if task.kind == "classification" and len(task.classes) < 2:
+            return f"task '{task.name}' needs at least two classes"
+    metrics = {"harmonic_accuracy"} | {f"{task.name}_accuracy" for task in definition.tasks}
+    if definition.selection_metric not in metrics:
+        return f"selection_metric = {definition.selection_metric!r} is not one of {sorted(metrics)}"
+    return None

@@ -8,7 +8,7 @@ from torch.nn import functional
 
 from mtbench.benchmarks.base import SplitTensors
 from mtbench.benchmarks.definition import read_definition
-from mtbench.data.multidigitmnist import dataset_checksum, load_multidigitmnist
+from mtbench.data.multidigitmnist import dataset_checksum, load_multidigitmnist, verify_multidigitmnist
 from mtbench.errors import MtbenchError
 from mtbench.metrics.classification import MultiTaskAccuracy
 from mtbench.models.multidigit_cnn import MultiDigitCNN, MultiDigitCNNConfig
@@ -25,6 +25,10 @@ class MultiDigitMNISTBenchmark:
 
     def dataset_checksum(self, data_root: Path) -> str:
         return dataset_checksum(self.data_folder(data_root))
+
+    def verify(self, data_root: Path) -> str:
+        """Check every prepared file against the manifest's SHA-256 and return the dataset checksum."""
+        return verify_multidigitmnist(self.data_folder(data_root))
 
     def load_split(self, data_root: Path, split: str) -> SplitTensors:
         images, labels = load_multidigitmnist(self.data_folder(data_root), split)

@@ -2,11 +2,13 @@
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from rich.console import Console
 from rich.markdown import Markdown
 
+from mtbench.errors import MtbenchError
 from mtbench.paths import project_root
 
 
@@ -23,22 +25,43 @@ def add_parser(commands) -> None:
     parser.set_defaults(handler=run)
 
 
+def _published_problems(folder: Path, benchmark: str) -> list[str]:
+    from mtbench.leaderboard.published import read_published
+
+    try:
+        read_published(folder, benchmark)
+    except MtbenchError as error:
+        return [str(error)]
+    return []
+
+
 def run(arguments: argparse.Namespace) -> int:
     from mtbench import leaderboard
 
     folder = arguments.leaderboard_dir or project_root() / "leaderboard"
+    if not folder.is_dir():
+        raise MtbenchError(f"Leaderboard folder {folder} not found. Pass the folder that contains results/ with --leaderboard-dir.")
     benchmarks = arguments.benchmark or leaderboard.known_benchmarks(folder)
     console = Console()
+    if not benchmarks:
+        raise MtbenchError(f"No result records or published rows in {folder}. Run `mtbench run` first or pass --leaderboard-dir.")
 
     if arguments.check:
-        problems = [problem for name in benchmarks for problem in leaderboard.check_records(folder, name)]
+        problems = []
+        for name in benchmarks:
+            problems += leaderboard.check_records(folder, name)
+            problems += _published_problems(folder, name)
         for problem in problems:
             print(problem, file=sys.stderr)
         console.print(f"{len(problems)} problem(s) in {len(benchmarks)} benchmark(s).")
         return 1 if problems else 0
 
     for name in benchmarks:
-        text = leaderboard.regenerate(folder, name)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", leaderboard.RecordWarning)
+            text = leaderboard.regenerate(folder, name)
+        for warning in caught:
+            print(f"mtbench: warning: {warning.message}", file=sys.stderr)
         if arguments.plain:
             print(text)
         else:

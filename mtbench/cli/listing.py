@@ -49,9 +49,9 @@ def list_datasets_command(arguments: argparse.Namespace) -> int:
     for name in benchmark_names():
         benchmark = get_benchmark(name)
         try:
-            status = benchmark.dataset_checksum(root)[:19]
-        except MtbenchError:
-            status = "not prepared"
+            status = "yes, " + benchmark.verify(root)[:12]
+        except MtbenchError as error:
+            status = "not prepared" if "not found" in str(error) else "damaged: run prepare again"
         table.add_row(name, ", ".join(benchmark.definition.task_names), benchmark.definition.protocol, status)
     console = Console()
     console.print(table)

@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     except MtbenchError as error:
         print(f"mtbench: error: {error}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print("mtbench: error: out of memory. Use smaller settings (such as --images-per-pair or --batch-size).", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("mtbench: interrupted; the unfinished run wrote no record.", file=sys.stderr)
         return 130

@@ -42,6 +42,8 @@ def run(arguments: argparse.Namespace) -> int:
 
     # MultiDigitMNIST is the only registered benchmark, so this rejects every other name.
     get_benchmark(arguments.benchmark)
+    if not 0 <= arguments.seed < 2**32:
+        raise MtbenchError(f"Invalid --seed {arguments.seed}: use an integer from 0 to 2**32 - 1.")
     if arguments.images_per_pair < 1:
         raise MtbenchError(f"Invalid --images-per-pair {arguments.images_per_pair}: use a positive number.")
 

@@ -1,6 +1,7 @@
 """``mtbench run``: train a method on a benchmark for one or more seeds."""
 
 import argparse
+import math
 from pathlib import Path
 
 from rich.console import Console
@@ -29,18 +30,22 @@ def add_parser(commands) -> None:
         help="method hyper-parameter, repeatable, e.g. --param lambda=0.1 (see `mtbench methods` for names and defaults)",
     )
     parser.add_argument("--plugin", action="append", default=[], type=Path, metavar="FILE", help="Python file that registers extra methods, repeatable")
+
     parser.add_argument("--seed", type=int, nargs="+", default=[0], help="one or more seeds; each gives its own record")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the benchmark's, 10 for multidigitmnist)")
     parser.add_argument("--batch-size", type=int, default=None, help="images per training step (default: the benchmark's, 64)")
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the benchmark's, 0.001)")
+
     parser.add_argument("--width", type=int, default=20, help="filters in every convolution")
     parser.add_argument("--kernel-size", type=int, default=3, help="convolution kernel size in pixels")
     parser.add_argument("--hidden-units", type=int, default=50, help="units of each decoder's first fully connected layer")
     parser.add_argument("--batchnorm", action="store_true", help="batch normalisation after every convolution")
     parser.add_argument("--dropout", type=float, default=0.0, help="dropout probability after every hidden layer; 0 disables it")
+
     parser.add_argument("--task", action="append", default=None, help="train only these tasks (repeatable); default: all")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N")
     parser.add_argument("--cosine-every", type=int, default=1, help="record gradient cosines every N training steps")
+
     parser.add_argument("--data-root", type=Path, default=None, help="folder with prepared data (default: $MTBENCH_DATA or ~/.cache/mtbench/data)")
     parser.add_argument("--leaderboard-dir", type=Path, default=None, help="folder for result records (default: leaderboard/ in the repository)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="folder for checkpoints")
@@ -71,14 +76,31 @@ def _convert(hyperparameter, text: str):
             return False
         raise MtbenchError(f"Invalid value '{text}' for {hyperparameter.name}: use true or false.")
     try:
-        return hyperparameter.type(text)
+        value = hyperparameter.type(text)
     except ValueError as error:
         raise MtbenchError(f"Invalid value '{text}' for {hyperparameter.name}: expected {hyperparameter.type.__name__}.") from error
+    if isinstance(value, float) and not math.isfinite(value):
+        raise MtbenchError(f"Invalid value '{text}' for {hyperparameter.name}: use a finite number.")
+    return value
 
 
 def _positive(name: str, value) -> None:
-    if value is not None and value <= 0:
+    if value is not None and not (math.isfinite(value) and value > 0):
         raise MtbenchError(f"Invalid {name} {value}: use a positive number.")
+
+
+def _check_seeds(seeds: list[int]) -> None:
+    for seed in seeds:
+        if not 0 <= seed < 2**32:
+            raise MtbenchError(f"Invalid --seed {seed}: use an integer from 0 to 2**32 - 1.")
+    if len(set(seeds)) != len(seeds):
+        raise MtbenchError(f"Duplicate seeds in --seed {' '.join(map(str, seeds))}: give each seed once.")
+
+
+def _check_device(device: str) -> None:
+    kind = device.split(":")[0]
+    if kind not in ("auto", "cpu", "cuda", "mps"):
+        raise MtbenchError(f"Invalid --device '{device}': use auto, cpu, cuda, cuda:N or mps.")
 
 
 def run(arguments: argparse.Namespace) -> int:
@@ -89,6 +111,8 @@ def run(arguments: argparse.Namespace) -> int:
 
     for name in ("epochs", "batch_size", "lr", "cosine_every"):
         _positive("--" + name.replace("_", "-"), getattr(arguments, name))
+    _check_seeds(arguments.seed)
+    _check_device(arguments.device)
     for plugin in arguments.plugin:
         load_plugin(plugin)
     benchmark = get_benchmark(arguments.benchmark)
@@ -96,6 +120,8 @@ def run(arguments: argparse.Namespace) -> int:
     method_config = parse_method_parameters(method_class, arguments.param)
 
     tasks = arguments.task or benchmark.definition.task_names
+    if len(set(tasks)) != len(tasks):
+        raise MtbenchError(f"Duplicate task in --task {' '.join(tasks)}: give each task once.")
     unknown = sorted(set(tasks) - set(benchmark.definition.task_names))
     if unknown:
         raise MtbenchError(f"Unknown task(s) {unknown} for {arguments.benchmark}. Tasks: {benchmark.definition.task_names}.")

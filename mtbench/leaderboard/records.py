@@ -331,13 +331,22 @@ def check_records(leaderboard_dir: str | Path, benchmark: str | None = None) -> 
     that mix protocols or dataset checksums, and cosines files that are named
     but missing.
     """
+    from mtbench.leaderboard.integrity import identity_problems
+
     leaderboard_dir = Path(leaderboard_dir)
+    if not leaderboard_dir.is_dir():
+        return [f"Leaderboard folder {leaderboard_dir} not found. Pass the folder that contains results/."]
     benchmarks = [benchmark] if benchmark is not None else known_result_benchmarks(leaderboard_dir)
 
     problems: list[str] = []
     for name in benchmarks:
-        records, line_problems = _parse_results_file(results_path(leaderboard_dir, name), name)
+        path = results_path(leaderboard_dir, name)
+        if not path.is_file():
+            problems.append(f"{path}: results file not found (or not a file) for benchmark '{name}'.")
+            continue
+        records, line_problems = _parse_results_file(path, name)
         problems.extend(line_problems)
+        problems.extend(identity_problems(records, name))
 
         finished = [record for record in _keep_last_per_run(records) if record["status"] == "finished"]
         for key in ("protocol", "dataset_checksum"):

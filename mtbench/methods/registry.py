@@ -1,10 +1,10 @@
 """The method registry: built-in methods, plugin files and installed packages.
 
 A method registers itself with the :func:`register_method` decorator. Users add
-their own without editing mtbench, either as a Python file passed with
-``--plugin path/to/file.py`` or as an installed package that declares an entry
-point in the group ``mtbench.methods`` (the entry point's value is the module to
-import, or a ``module:Class`` reference to a :class:`Method` subclass).
+their own without editing mtbench: as a Python file passed with
+``--plugin path/to/file.py``, or as an installed package that declares an entry
+point in the group ``mtbench.methods``. The entry point's value is either a
+module to import or a ``module:Class`` reference to a :class:`Method` subclass.
 """
 
 import fnmatch
@@ -32,7 +32,11 @@ def register_method(method_class: type[Method]) -> type[Method]:
     if not name or not name.replace("_", "").replace("-", "").isalnum():
         raise MtbenchError(f"Method class {method_class.__qualname__} needs a `name` of letters, digits, '-' or '_', got {name!r}.")
     existing = _METHODS.get(name)
-    if existing is not None and existing.__qualname__ != method_class.__qualname__:
+    same_class = existing is not None and (existing.__module__, existing.__qualname__) == (
+        method_class.__module__,
+        method_class.__qualname__,
+    )
+    if existing is not None and not same_class:
         raise MtbenchError(
             f"Method name '{name}' is already registered by {existing.__module__}.{existing.__qualname__}. "
             "Choose another name for your method."
@@ -46,6 +50,7 @@ def load_plugin(path: str | Path) -> None:
     path = Path(path)
     if not path.is_file():
         raise MtbenchError(f"Plugin file not found: {path}. Pass the path of a .py file that registers a method.")
+    path = path.resolve()
     module_name = f"mtbench_plugin_{path.stem}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
@@ -55,14 +60,23 @@ def load_plugin(path: str | Path) -> None:
     try:
         spec.loader.exec_module(module)
     except MtbenchError:
+        sys.modules.pop(module_name, None)
         raise
-    except Exception as error:
-        del sys.modules[module_name]
-        location = traceback.extract_tb(error.__traceback__)[-1]
+    except (Exception, SystemExit) as error:
+        sys.modules.pop(module_name, None)
         raise MtbenchError(
             f"Plugin {path} failed to import: {type(error).__name__}: {error} "
-            f"(at {location.filename}, line {location.lineno}). Fix the plugin and run the command again."
+            f"({_error_location(error, path)}). Fix the plugin and run the command again."
         ) from error
+
+
+def _error_location(error: BaseException, path: Path) -> str:
+    """Return where in the plugin ``error`` was raised: its own frame, or the line of a syntax error."""
+    if isinstance(error, SyntaxError):
+        return f"at {error.filename}, line {error.lineno}"
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if Path(frame.filename) == path.resolve()]
+    frame = frames[-1] if frames else traceback.extract_tb(error.__traceback__)[-1]
+    return f"at {frame.filename}, line {frame.lineno}"
 
 
 def _load_entry_points() -> None:

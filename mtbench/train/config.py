@@ -50,11 +50,24 @@ class RunConfig:
 
     @property
     def config_id(self) -> str:
-        return _short_hash(self.identity())
+        return configuration_id(self.identity())
 
     @property
     def run_id(self) -> str:
-        return _short_hash({"config_id": self.config_id, "seed": self.seed})
+        return run_id_for(self.config_id, self.seed)
+
+
+IDENTITY_KEYS = ("benchmark", "protocol", "method", "method_config", "tasks", "model", "model_config", "train_config")
+
+
+def configuration_id(identity: dict) -> str:
+    """Return the 16-hex-digit id of a configuration from its ``IDENTITY_KEYS`` fields."""
+    return _short_hash({key: identity[key] for key in IDENTITY_KEYS})
+
+
+def run_id_for(config_id: str, seed: int) -> str:
+    """Return the id of one seed's run of a configuration."""
+    return _short_hash({"config_id": config_id, "seed": seed})
 
 
 def _short_hash(value: dict) -> str:

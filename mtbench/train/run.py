@@ -6,7 +6,8 @@ from dataclasses import replace
 import numpy as np
 from rich.console import Console
 
-from mtbench.io import atomic_write_bytes
+from mtbench.benchmarks import get_benchmark
+from mtbench.io import atomic_write_bytes, check_writable
 from mtbench.leaderboard import append_record
 from mtbench.methods import get_method
 from mtbench.train.config import RunConfig
@@ -34,6 +35,10 @@ def store_result(config: RunConfig, record: dict, cosines: np.ndarray) -> dict:
 
 def run_configuration(config: RunConfig, seeds: list[int], console: Console) -> list[dict]:
     """Train every model of ``config`` for every seed; return the stored records."""
+    # Fail fast, before any training: the data must be prepared and the output folders writable.
+    get_benchmark(config.benchmark).dataset_checksum(config.data_root)
+    check_writable(config.leaderboard_dir / "results")
+    check_writable(config.runs_dir)
     records = []
     for seed in seeds:
         for model_config in expand_tasks(replace(config, seed=seed)):

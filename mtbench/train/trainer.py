@@ -42,6 +42,23 @@ def seed_everything(seed: int) -> torch.Generator:
     return generator
 
 
+def _check_gradients(parameters: list[torch.nn.Parameter], logged: dict[str, float], step: int, method: str) -> None:
+    """Stop the run when a method's update or logged values are NaN or infinite."""
+    gradients = [parameter.grad for parameter in parameters if parameter.grad is not None]
+    if gradients and not bool(torch.stack([gradient.isfinite().all() for gradient in gradients]).all()):
+        raise TrainingDiverged(
+            f"Method '{method}' produced NaN or infinite gradients at training step {step}. "
+            "The run stopped and no record was written. Lower the learning rate or the method's hyper-parameters, "
+            "or fix the method, and run again."
+        )
+    for name, value in logged.items():
+        if not math.isfinite(value):
+            raise TrainingDiverged(
+                f"Method '{method}' logged {name} = {value} at training step {step}. "
+                "The run stopped and no record was written."
+            )
+
+
 def _check_finite(task_losses: dict[str, torch.Tensor], step: int, method: str) -> None:
     for task, loss in task_losses.items():
         value = float(loss.detach())
@@ -91,16 +108,22 @@ class Trainer:
 
         self.train_split = self.benchmark.load_split(config.data_root, "train")
         self.validation_split = self.benchmark.load_split(config.data_root, "val")
+        # Loaded now so that a damaged test split stops the run before training, not after it.
+        self.test_split = self.benchmark.load_split(config.data_root, "test")
         self.dataset_checksum = self.benchmark.dataset_checksum(config.data_root)
 
         self.model = self.benchmark.build_model(self.tasks, config.model_config).to(self.device)
         method_class = get_method(config.method)
         try:
             self.method = method_class(self.tasks, **_method_arguments(method_class, config.method_config)).to(self.device)
+        except MtbenchError:
+            raise
         except TypeError as error:
             raise MtbenchError(f"Invalid hyper-parameters {config.method_config} for method '{config.method}': {error}.") from error
-        parameters = list(self.model.parameters()) + list(self.method.parameters())
-        self.optimizer = torch.optim.Adam(parameters, lr=config.train.learning_rate)
+        except Exception as error:
+            raise MtbenchError(f"Method '{config.method}' failed to initialise: {type(error).__name__}: {error}.") from error
+        self.parameters = list(self.model.parameters()) + list(self.method.parameters())
+        self.optimizer = torch.optim.Adam(self.parameters, lr=config.train.learning_rate)
 
         self.cosines = CosineTracker()
         self.step = 0
@@ -125,7 +148,8 @@ class Trainer:
             context.last_shared_task_gradients(create_graph=False)
 
         self.optimizer.zero_grad(set_to_none=True)
-        logged = self.method.backward(context)
+        logged = self._method_backward(context)
+        _check_gradients(self.parameters, logged, self.step, self.config.method)
         self.optimizer.step()
 
         gradients = context.cached_task_gradients()
@@ -133,6 +157,19 @@ class Trainer:
             self.cosines.update(pairwise_cosines(gradients))
         logged.update({f"loss/{task}": float(loss.detach()) for task, loss in task_losses.items()})
         return logged
+
+    def _method_backward(self, context: StepContext) -> dict[str, float]:
+        """Run the method's backward pass; a failure inside a method is reported as a method error."""
+        try:
+            logged = self.method.backward(context)
+            return {name: float(value) for name, value in dict(logged).items()}
+        except MtbenchError:
+            raise
+        except (RuntimeError, TypeError, ValueError, NotImplementedError, AttributeError, IndexError, KeyError) as error:
+            raise MtbenchError(
+                f"Method '{self.config.method}' failed at training step {self.step}: {type(error).__name__}: {error}. "
+                "loss() must return (a scalar tensor with a graph, a dict of floats) and backward() a dict of floats."
+            ) from error
 
     def train_epoch(self, epoch: int, progress: Progress) -> dict[str, float]:
         self.model.train()
@@ -206,8 +243,7 @@ class Trainer:
                 self.save_checkpoint(epoch, best)
 
         self.model.load_state_dict(best["model"])
-        test_split = self.benchmark.load_split(config.data_root, "test")
-        test = evaluate(self.model, self.benchmark, test_split, self.tasks, 256, self.device)
+        test = evaluate(self.model, self.benchmark, self.test_split, self.tasks, 256, self.device)
         return self._record(selection_metric, best, test, history, time.perf_counter() - started)
 
     def _record(self, selection_metric: str, best: dict, test: dict, history: list[dict], wall_seconds: float) -> dict:
@@ -221,6 +257,7 @@ class Trainer:
             "config_id": config.config_id,
             **config.identity(),
             "seed": config.seed,
+            "method_module": type(self.method).__module__,
             "dataset_checksum": self.dataset_checksum,
             "selection_metric": selection_metric,
             "selected_epoch": best["epoch"],
