@@ -29,4 +29,4 @@ for seed in $seeds; do
 done
 
 printf '%s\n' "${commands[@]}" | OMP_NUM_THREADS=1 xargs -P "$jobs" -I {} sh -c '{} > /dev/null || echo "failed: {}" >&2'
-$mtbench leaderboard --plain
+$mtbench leaderboard

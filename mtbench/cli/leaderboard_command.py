@@ -21,7 +21,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--benchmark", action="append", default=None, help="benchmark to regenerate (repeatable; default: every benchmark with records)")
     parser.add_argument("--leaderboard-dir", type=Path, default=None, help="leaderboard folder (default: leaderboard/ in the repository)")
     parser.add_argument("--check", action="store_true", help="validate every record and exit with status 1 on a problem")
-    parser.add_argument("--plain", action="store_true", help="print the markdown source instead of rendering it")
+    parser.add_argument("--render", action="store_true", help="render the tables in the terminal instead of printing the markdown source")
     parser.set_defaults(handler=run)
 
 
@@ -62,9 +62,9 @@ def run(arguments: argparse.Namespace) -> int:
             text = leaderboard.regenerate(folder, name)
         for warning in caught:
             print(f"mtbench: warning: {warning.message}", file=sys.stderr)
-        if arguments.plain:
-            print(text)
-        else:
+        if arguments.render:
             console.print(Markdown(text))
+        else:
+            print(text)
         console.print(f"Wrote {folder / (name + '.md')}")
     return 0

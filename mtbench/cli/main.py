@@ -1,6 +1,7 @@
 """The ``mtbench`` command: prepare, run, leaderboard, methods, datasets."""
 
 import argparse
+import os
 import sys
 
 from mtbench import __version__
@@ -31,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     except MtbenchError as error:
         print(f"mtbench: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader of our output (such as `head`) has exited; stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except MemoryError:
         print("mtbench: error: out of memory. Use smaller settings (such as --images-per-pair or --batch-size).", file=sys.stderr)
         return 2

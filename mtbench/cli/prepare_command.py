@@ -5,6 +5,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from mtbench.cli.help import DefaultsHelpFormatter
 from mtbench.errors import MtbenchError
 from mtbench.paths import data_root, download_cache
 
@@ -14,10 +15,10 @@ def add_parser(commands) -> None:
         "prepare",
         help="build a benchmark's dataset",
         description="Build a benchmark's dataset under the data root, replacing any earlier copy only when complete.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument("benchmark", help="benchmark to prepare (see `mtbench datasets`)")
-    parser.add_argument("--data-root", type=Path, default=None, help="folder for prepared data (default: $MTBENCH_DATA or ~/.cache/mtbench/data)")
+    parser.add_argument("--data-root", type=Path, default=None, help="folder for prepared data (default: $MTBENCH_DATA, else $MTBENCH_HOME/data, else ~/.cache/mtbench/data)")
     parser.add_argument(
         "--mnist-source",
         default="auto",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from mtbench.cli.help import DefaultsHelpFormatter
 from mtbench.errors import MtbenchError
 from mtbench.paths import data_root, project_root
 
@@ -18,7 +19,7 @@ def add_parser(commands) -> None:
             "Train a multi-task method, select the epoch with the best validation score, score it on test "
             "and append one record per seed (and per task for single-task models) to the leaderboard results."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument("--benchmark", default="multidigitmnist", help="benchmark name (see `mtbench datasets`)")
     parser.add_argument("--method", required=True, help="method name (see `mtbench methods`)")
@@ -46,7 +47,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N")
     parser.add_argument("--cosine-every", type=int, default=1, help="record gradient cosines every N training steps")
 
-    parser.add_argument("--data-root", type=Path, default=None, help="folder with prepared data (default: $MTBENCH_DATA or ~/.cache/mtbench/data)")
+    parser.add_argument("--data-root", type=Path, default=None, help="folder with prepared data (default: $MTBENCH_DATA, else $MTBENCH_HOME/data, else ~/.cache/mtbench/data)")
     parser.add_argument("--leaderboard-dir", type=Path, default=None, help="folder for result records (default: leaderboard/ in the repository)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="folder for checkpoints")
     parser.set_defaults(handler=run)

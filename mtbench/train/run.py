@@ -7,6 +7,7 @@ import numpy as np
 from rich.console import Console
 
 from mtbench.benchmarks import get_benchmark
+from mtbench.errors import MtbenchError
 from mtbench.io import atomic_write_bytes, check_writable
 from mtbench.leaderboard import append_record
 from mtbench.methods import get_method
@@ -36,21 +37,33 @@ def store_result(config: RunConfig, record: dict, cosines: np.ndarray) -> dict:
 def run_configuration(config: RunConfig, seeds: list[int], console: Console) -> list[dict]:
     """Train every model of ``config`` for every seed; return the stored records."""
     # Fail fast, before any training: the data must be prepared and the output folders writable.
-    get_benchmark(config.benchmark).dataset_checksum(config.data_root)
+    try:
+        get_benchmark(config.benchmark).dataset_checksum(config.data_root)
+    except MtbenchError as error:
+        raise MtbenchError(f"{error} (data root: {config.data_root}; pass the same --data-root to prepare and run.)") from error
     check_writable(config.leaderboard_dir / "results")
     check_writable(config.runs_dir)
     records = []
     for seed in seeds:
         for model_config in expand_tasks(replace(config, seed=seed)):
-            console.rule(
-                f"{model_config.benchmark} · {model_config.method} {model_config.method_config or ''} · "
-                f"tasks {', '.join(model_config.tasks)} · seed {seed} · run {model_config.run_id}"
-            )
+            console.print(_run_title(model_config), markup=False, highlight=False)
             trainer = Trainer(model_config, console)
             record = trainer.run()
             records.append(store_result(model_config, record, trainer.cosines.steps()))
             _print_summary(console, record)
     return records
+
+
+def _run_title(config: RunConfig) -> str:
+    settings = [f"{name}={value}" for name, value in config.method_config.items()]
+    if config.model_config.get("batchnorm"):
+        settings.append("batchnorm")
+    if config.model_config.get("dropout"):
+        settings.append(f"dropout={config.model_config['dropout']}")
+    return (
+        f"== run {config.run_id}: {config.benchmark}, method {config.method} {' '.join(settings)}, "
+        f"tasks {', '.join(config.tasks)}, seed {config.seed}, {config.train.epochs} epochs"
+    )
 
 
 def _print_summary(console: Console, record: dict) -> None:

@@ -10,7 +10,6 @@ import io
 import math
 import random
 import time
-from dataclasses import asdict
 from datetime import datetime, timezone
 
 import numpy as np
