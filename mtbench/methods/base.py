@@ -127,3 +127,10 @@ class Method(nn.Module):
         total, logged = self.loss(context)
         total.backward()
         return logged
+
+    def after_optimizer_step(self) -> None:
+        """Adjust the method's own state after the optimiser has updated all parameters.
+
+        The trainer calls it once per step, after ``optimizer.step()``; GradNorm
+        renormalises its task weights here. The default does nothing.
+        """

@@ -150,6 +150,8 @@ class Trainer:
         logged = self._method_backward(context)
         _check_gradients(self.parameters, logged, self.step, self.config.method)
         self.optimizer.step()
+        with torch.no_grad():
+            self.method.after_optimizer_step()
 
         gradients = context.cached_task_gradients()
         if track_cosines and gradients is not None:
