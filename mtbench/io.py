@@ -157,3 +157,16 @@ def check_writable(folder: str | os.PathLike) -> None:
     probe = folder / f".write-check-{os.getpid()}"
     atomic_write_bytes(probe, b"")
     probe.unlink()
+
+
+def check_appendable(path: str | os.PathLike) -> None:
+    """Raise MtbenchError now when records cannot be appended to the file ``path``; change nothing."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise MtbenchError(f"{path} is not a regular file, so results cannot be appended to it. Move it away and run again.")
+    if path.exists():
+        try:
+            with open(path, "ab"):
+                pass
+        except OSError as error:
+            _raise_for_os_error(error, path)

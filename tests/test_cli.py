@@ -7,6 +7,7 @@ import textwrap
 import pytest
 
 from mtbench.cli.main import main
+from mtbench.errors import MtbenchError
 
 
 def run_cli(capsys, *arguments) -> tuple[int, str, str]:
@@ -208,3 +209,50 @@ def test_broken_plugin_method_stops_run(capsys, tiny_data_root, tmp_path, body, 
     assert status == 2
     assert message in err
     assert not (leaderboard / "results" / "multidigitmnist.jsonl").exists()
+
+
+def test_plugin_exception_of_any_type_is_reported(capsys, tiny_data_root, tmp_path):
+    plugin = tmp_path / "zerodiv.py"
+    plugin.write_text(
+        "from mtbench.methods import Method, register_method\n"
+        "@register_method\n"
+        "class ZeroDivision(Method):\n"
+        "    name = 'zerodiv-test'\n"
+        "    def loss(self, context):\n"
+        "        return 1 / 0\n"
+    )
+    status, _, err = run_cli(
+        capsys, "run", "--plugin", str(plugin), "--method", "zerodiv-test", "--epochs", "1", "--width", "4",
+        "--data-root", str(tiny_data_root), "--leaderboard-dir", str(tmp_path / "lb"), "--runs-dir", str(tmp_path / "runs"),
+    )
+    assert status == 2
+    assert "failed at training step 0: ZeroDivisionError" in err
+
+
+def test_results_path_that_is_a_folder_fails_before_training(capsys, tiny_data_root, tmp_path):
+    leaderboard = tmp_path / "lb"
+    (leaderboard / "results" / "multidigitmnist.jsonl").mkdir(parents=True)
+    status, out, err = run_cli(
+        capsys, "run", "--method", "equal", "--epochs", "1", "--width", "4",
+        "--data-root", str(tiny_data_root), "--leaderboard-dir", str(leaderboard), "--runs-dir", str(tmp_path / "runs"),
+    )
+    assert status == 2
+    assert "is not a regular file" in err
+    assert "epoch 1/1" not in out
+
+
+def test_same_plugin_file_name_in_two_folders(tmp_path):
+    from mtbench.methods import load_plugin
+
+    source = (
+        "from mtbench.methods import Method, register_method\n"
+        "@register_method\n"
+        "class Same(Method):\n"
+        "    name = 'same-name-test'\n"
+    )
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "m.py").write_text(source)
+    load_plugin(tmp_path / "a" / "m.py")
+    with pytest.raises(MtbenchError, match="already registered"):
+        load_plugin(tmp_path / "b" / "m.py")

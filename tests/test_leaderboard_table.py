@@ -10,10 +10,17 @@ import pytest
 
 from mtbench.errors import MtbenchError
 from mtbench.leaderboard import append_record, regenerate
-from mtbench.leaderboard.aggregate import Variant, aggregate, metric_direction, row_label, summarize
+from mtbench.leaderboard.aggregate import (
+    Variant,
+    aggregate,
+    metric_direction,
+    row_label,
+    summarize,
+)
 from mtbench.leaderboard.markdown import format_metric, format_statistic
 from mtbench.leaderboard.published import read_published
 from mtbench.leaderboard.records import results_path
+from mtbench.train.config import configuration_id, run_id_for
 
 BENCHMARK = "multidigitmnist"
 REPOSITORY_LEADERBOARD = Path(__file__).resolve().parents[1] / "leaderboard"
@@ -87,6 +94,10 @@ def make_record(
         "created_at": "2024-05-01T12:00:00+00:00",
     }
     record.update(overrides)
+    if "config_id" not in overrides:
+        record["config_id"] = configuration_id(record)
+    if "run_id" not in overrides:
+        record["run_id"] = run_id_for(record["config_id"], record["seed"])
     return record
 
 

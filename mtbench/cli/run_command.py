@@ -32,7 +32,7 @@ def add_parser(commands) -> None:
     )
     parser.add_argument("--plugin", action="append", default=[], type=Path, metavar="FILE", help="Python file that registers extra methods, repeatable")
 
-    parser.add_argument("--seed", type=int, nargs="+", default=[0], help="one or more seeds; each gives its own record")
+    parser.add_argument("--seed", type=int, nargs="+", default=[0], help="one or more seeds; each gives its own record (default: 0)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the benchmark's, 10 for multidigitmnist)")
     parser.add_argument("--batch-size", type=int, default=None, help="images per training step (default: the benchmark's, 64)")
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the benchmark's, 0.001)")
@@ -65,6 +65,9 @@ def parse_method_parameters(method_class, assignments: list[str]) -> dict:
             valid = ", ".join(known) or "none"
             raise MtbenchError(f"Unknown hyper-parameter '{name}' for method '{method_class.name}'. Valid names: {valid}.")
         values[name] = _convert(known[name], text)
+    for name, value in values.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise MtbenchError(f"Hyper-parameter '{name}' of method '{method_class.name}' is {value}: pass a finite value with --param {name}=VALUE.")
     return values
 
 

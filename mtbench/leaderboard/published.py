@@ -9,6 +9,7 @@ matching the leaderboard's variants, and numbers such as
 ``harmonic_accuracy``, ``harmonic_accuracy_std`` and ``sigma_cos``.
 """
 
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,8 +109,8 @@ def _parse_row(row: object, index: int, path: Path) -> PublishedRow:
     for key, value in row.items():
         if key in ("label", "variant"):
             continue
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise _invalid(path, f"{prefix}{key}", f"must be a number, got {value!r}.")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise _invalid(path, f"{prefix}{key}", f"must be a finite number, got {value!r}.")
         values[key] = float(value)
     return PublishedRow(_require(row, "label", str, path, prefix), _parse_variant(row, path, prefix), values)
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from mtbench.leaderboard.integrity import conflicting_duplicates, record_problem
 from mtbench.errors import MtbenchError
 from mtbench.io import append_json_line
 
@@ -239,6 +240,9 @@ def _parse_line(raw_line: bytes, benchmark: str) -> dict:
 
     if record["benchmark"] != benchmark:
         raise ValueError(f"record of benchmark '{record['benchmark']}' in the results file of '{benchmark}'")
+    problem = record_problem(record)
+    if problem is not None:
+        raise ValueError(problem)
     return record
 
 
@@ -331,8 +335,6 @@ def check_records(leaderboard_dir: str | Path, benchmark: str | None = None) -> 
     that mix protocols or dataset checksums, and cosines files that are named
     but missing.
     """
-    from mtbench.leaderboard.integrity import identity_problems
-
     leaderboard_dir = Path(leaderboard_dir)
     if not leaderboard_dir.is_dir():
         return [f"Leaderboard folder {leaderboard_dir} not found. Pass the folder that contains results/."]
@@ -346,7 +348,7 @@ def check_records(leaderboard_dir: str | Path, benchmark: str | None = None) -> 
             continue
         records, line_problems = _parse_results_file(path, name)
         problems.extend(line_problems)
-        problems.extend(identity_problems(records, name))
+        problems.extend(conflicting_duplicates(records, name))
 
         finished = [record for record in _keep_last_per_run(records) if record["status"] == "finished"]
         for key in ("protocol", "dataset_checksum"):

@@ -120,7 +120,7 @@ class Method(nn.Module):
 
     def loss(self, context: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
         """Return the scalar to minimise and extra values to log (such as a penalty)."""
-        raise NotImplementedError(f"Method '{self.name}' implements neither loss() nor backward().")
+        raise NotImplementedError(f"Method '{self.name}' implements neither loss() nor backward()")
 
     def backward(self, context: StepContext) -> dict[str, float]:
         """Write gradients into ``.grad`` of the model (and method) parameters; return values to log."""

@@ -8,6 +8,7 @@ module to import or a ``module:Class`` reference to a :class:`Method` subclass.
 """
 
 import fnmatch
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -51,7 +52,8 @@ def load_plugin(path: str | Path) -> None:
     if not path.is_file():
         raise MtbenchError(f"Plugin file not found: {path}. Pass the path of a .py file that registers a method.")
     path = path.resolve()
-    module_name = f"mtbench_plugin_{path.stem}"
+    # The path's hash keeps two plugins with the same file name apart.
+    module_name = f"mtbench_plugin_{path.stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise MtbenchError(f"Cannot import plugin {path}: it is not a Python source file.")

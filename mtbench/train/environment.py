@@ -22,6 +22,8 @@ def resolve_device(requested: str) -> torch.device:
         raise MtbenchError(f"Invalid device '{requested}': use auto, cpu, cuda or cuda:N.") from error
     if device.type == "cuda" and not torch.cuda.is_available():
         raise MtbenchError(f"Device '{requested}' requested, but PyTorch sees no CUDA GPU. Use --device cpu or auto.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise MtbenchError(f"Device '{requested}' requested, but this PyTorch build has no MPS support. Use --device cpu or auto.")
     return device
 
 

@@ -8,7 +8,7 @@ from rich.console import Console
 
 from mtbench.benchmarks import get_benchmark
 from mtbench.errors import MtbenchError
-from mtbench.io import atomic_write_bytes, check_writable
+from mtbench.io import atomic_write_bytes, check_appendable, check_writable
 from mtbench.leaderboard import append_record
 from mtbench.methods import get_method
 from mtbench.train.config import RunConfig
@@ -38,10 +38,11 @@ def run_configuration(config: RunConfig, seeds: list[int], console: Console) -> 
     """Train every model of ``config`` for every seed; return the stored records."""
     # Fail fast, before any training: the data must be prepared and the output folders writable.
     try:
-        get_benchmark(config.benchmark).dataset_checksum(config.data_root)
+        get_benchmark(config.benchmark).verify(config.data_root)
     except MtbenchError as error:
         raise MtbenchError(f"{error} (data root: {config.data_root}; pass the same --data-root to prepare and run.)") from error
-    check_writable(config.leaderboard_dir / "results")
+    check_writable(config.leaderboard_dir / "results" / config.benchmark / "cosines")
+    check_appendable(config.leaderboard_dir / "results" / f"{config.benchmark}.jsonl")
     check_writable(config.runs_dir)
     records = []
     for seed in seeds:
@@ -60,8 +61,9 @@ def _run_title(config: RunConfig) -> str:
         settings.append("batchnorm")
     if config.model_config.get("dropout"):
         settings.append(f"dropout={config.model_config['dropout']}")
+    method = " ".join([config.method, *settings])
     return (
-        f"== run {config.run_id}: {config.benchmark}, method {config.method} {' '.join(settings)}, "
+        f"== run {config.run_id}: {config.benchmark}, method {method}, "
         f"tasks {', '.join(config.tasks)}, seed {config.seed}, {config.train.epochs} epochs"
     )
 

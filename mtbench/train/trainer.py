@@ -111,7 +111,15 @@ class Trainer:
         self.test_split = self.benchmark.load_split(config.data_root, "test")
         self.dataset_checksum = self.benchmark.dataset_checksum(config.data_root)
 
-        self.model = self.benchmark.build_model(self.tasks, config.model_config).to(self.device)
+        try:
+            self.model = self.benchmark.build_model(self.tasks, config.model_config).to(self.device)
+        except (RuntimeError, MemoryError) as error:
+            if "allocate" not in str(error) and not isinstance(error, MemoryError):
+                raise
+            raise MtbenchError(
+                f"Out of memory while building the model with options {config.model_config}. "
+                "Use a smaller --width, --kernel-size or --hidden-units."
+            ) from error
         method_class = get_method(config.method)
         try:
             self.method = method_class(self.tasks, **_method_arguments(method_class, config.method_config)).to(self.device)
@@ -150,8 +158,7 @@ class Trainer:
         logged = self._method_backward(context)
         _check_gradients(self.parameters, logged, self.step, self.config.method)
         self.optimizer.step()
-        with torch.no_grad():
-            self.method.after_optimizer_step()
+        self._method_after_step()
 
         gradients = context.cached_task_gradients()
         if track_cosines and gradients is not None:
@@ -166,10 +173,22 @@ class Trainer:
             return {name: float(value) for name, value in dict(logged).items()}
         except MtbenchError:
             raise
-        except (RuntimeError, TypeError, ValueError, NotImplementedError, AttributeError, IndexError, KeyError) as error:
+        except (Exception, SystemExit) as error:
             raise MtbenchError(
                 f"Method '{self.config.method}' failed at training step {self.step}: {type(error).__name__}: {error}. "
                 "loss() must return (a scalar tensor with a graph, a dict of floats) and backward() a dict of floats."
+            ) from error
+
+    def _method_after_step(self) -> None:
+        try:
+            with torch.no_grad():
+                self.method.after_optimizer_step()
+        except MtbenchError:
+            raise
+        except (Exception, SystemExit) as error:
+            raise MtbenchError(
+                f"Method '{self.config.method}' failed in after_optimizer_step() at training step {self.step}: "
+                f"{type(error).__name__}: {error}."
             ) from error
 
     def train_epoch(self, epoch: int, progress: Progress) -> dict[str, float]:
