@@ -4,7 +4,7 @@ from mtbench.methods.base import Hyperparameter, Method, StepContext
 from mtbench.methods.registry import get_method, list_methods, load_plugin, register_method
 
 # Importing the built-in methods registers them.
-from mtbench.methods import cosreg, equal, gradnorm, single, uncertainty  # noqa: E402, F401
+from mtbench.methods import cosreg, dwa, equal, gls, gradnorm, log_losses, rlw, single, uncertainty  # noqa: E402, F401
 
 __all__ = [
     "Hyperparameter",
