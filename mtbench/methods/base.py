@@ -61,6 +61,10 @@ class StepContext:
     def tasks(self) -> list[str]:
         return list(self.task_losses)
 
+    def loss_vector(self, tasks: list[str] | None = None) -> torch.Tensor:
+        """Return the task losses stacked into one vector, in the order of ``tasks`` (default: the context's)."""
+        return torch.stack([self.task_losses[task] for task in (tasks or self.tasks)])
+
     def last_shared_task_gradients(self, create_graph: bool = False) -> torch.Tensor:
         """Return G, the K x P matrix of flattened task gradients at the last shared layer.
 
@@ -97,9 +101,9 @@ class StepContext:
 class Method(nn.Module):
     """Base class of every multi-task method.
 
-    Subclasses set ``name`` (the registry key), ``title`` (the reference, as
-    the paper's authors, year and title) and ``hyperparameters``, and accept
-    each hyper-parameter as a keyword argument of ``__init__`` after ``tasks``.
+    Subclasses set ``name`` (the registry key), ``title`` (the reference:
+    authors, year and title of the publication) and ``hyperparameters``. They
+    accept each hyper-parameter as a keyword argument of ``__init__`` after ``tasks``.
     """
 
     name: ClassVar[str] = ""

@@ -59,7 +59,7 @@ class CosReg(Method):
         self.scheduled = bool(scheduled)
 
     def loss(self, context: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
-        losses = torch.stack(list(context.task_losses.values()))
+        losses = context.loss_vector()
         gradients = context.last_shared_task_gradients(create_graph=True)
         penalty = cosreg_penalty(gradients)
 

@@ -93,7 +93,7 @@ class DynamicWeightAverage(Method):
         return dwa_weights(self.epoch_means[0], self.epoch_means[1], self.temperature)
 
     def loss(self, context: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
-        losses = torch.stack([context.task_losses[task] for task in self.tasks])
+        losses = context.loss_vector(self.tasks)
 
         if context.epoch != int(self.current_epoch):
             self._start_epoch(context.epoch)

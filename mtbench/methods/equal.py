@@ -19,4 +19,4 @@ class EqualWeights(Method):
     title = "Equal task weights (the unweighted sum of task losses)"
 
     def loss(self, context: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
-        return torch.stack(list(context.task_losses.values())).sum(), {}
+        return context.loss_vector().sum(), {}

@@ -10,6 +10,14 @@ from mtbench.methods.registry import register_method
 
 DEFAULT_EPSILON = 1e-8
 
+# Shared with the log-losses method, which bounds the losses in the same way.
+EPSILON_HYPERPARAMETER = Hyperparameter(
+    "epsilon",
+    float,
+    DEFAULT_EPSILON,
+    "lower bound on each task loss before the logarithm, in the loss's unit; smaller losses pass no gradient",
+)
+
 
 def check_epsilon(value: float, method: str) -> float:
     """Return ``value`` as a float; raise MtbenchError unless it is finite and greater than 0."""
@@ -60,19 +68,12 @@ class GeometricLossStrategy(Method):
         "Chennupati, Sistu, Yogamani and Rawashdeh, 2019: MultiNet++: Multi-Stream Feature Aggregation "
         "and Geometric Loss Strategy for Multi-Task Learning"
     )
-    hyperparameters = (
-        Hyperparameter(
-            "epsilon",
-            float,
-            DEFAULT_EPSILON,
-            "lower bound on each task loss before the logarithm, in the loss's unit; smaller losses pass no gradient",
-        ),
-    )
+    hyperparameters = (EPSILON_HYPERPARAMETER,)
 
     def __init__(self, tasks: list[str], epsilon: float = DEFAULT_EPSILON) -> None:
         super().__init__(tasks)
         self.epsilon = check_epsilon(epsilon, self.name)
 
     def loss(self, context: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
-        losses = torch.stack(list(context.task_losses.values()))
+        losses = context.loss_vector()
         return geometric_mean_loss(losses, self.epsilon), {}

@@ -105,7 +105,7 @@ class GradNorm(Method):
         if context.tasks != self.tasks:
             raise MtbenchError(f"GradNorm was built for the tasks {self.tasks} but the training step has {context.tasks}. Build the method with the run's tasks, in the same order.")
 
-        losses = torch.stack(list(context.task_losses.values()))
+        losses = context.loss_vector()
         # Taken before the backward pass below frees the graph of the losses.
         gradients = context.last_shared_task_gradients(create_graph=False).detach()
         gradient_norms = gradients.norm(dim=1).to(self.weights.dtype)

@@ -2,8 +2,8 @@
 
 import torch
 
-from mtbench.methods.base import Hyperparameter, Method, StepContext
-from mtbench.methods.gls import DEFAULT_EPSILON, check_epsilon
+from mtbench.methods.base import Method, StepContext
+from mtbench.methods.gls import DEFAULT_EPSILON, EPSILON_HYPERPARAMETER, check_epsilon
 from mtbench.methods.registry import register_method
 
 
@@ -44,19 +44,12 @@ class LogLosses(Method):
 
     name = "log-losses"
     title = "Navon et al., 2022: Multi-Task Learning as a Bargaining Game (scale-invariant baseline, sum of log losses)"
-    hyperparameters = (
-        Hyperparameter(
-            "epsilon",
-            float,
-            DEFAULT_EPSILON,
-            "lower bound on each task loss before the logarithm, in the loss's unit; smaller losses pass no gradient",
-        ),
-    )
+    hyperparameters = (EPSILON_HYPERPARAMETER,)
 
     def __init__(self, tasks: list[str], epsilon: float = DEFAULT_EPSILON) -> None:
         super().__init__(tasks)
         self.epsilon = check_epsilon(epsilon, self.name)
 
     def loss(self, context: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
-        losses = torch.stack(list(context.task_losses.values()))
+        losses = context.loss_vector()
         return log_loss_sum(losses, self.epsilon), {}

@@ -40,7 +40,7 @@ class RandomLossWeighting(Method):
     )
 
     def loss(self, context: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
-        losses = torch.stack([context.task_losses[task] for task in self.tasks])
+        losses = context.loss_vector(self.tasks)
         weights = random_loss_weights(len(self.tasks))
 
         total = (weights.to(losses) * losses).sum()

@@ -150,7 +150,7 @@ class UncertaintyWeighting(Method):
         self.log_variances = nn.Parameter(torch.full((len(self.tasks),), self.initial_log_variance))
 
     def loss(self, context: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
-        losses = torch.stack([context.task_losses[task] for task in self.tasks])
+        losses = context.loss_vector(self.tasks)
         total = uncertainty_weighted_loss(losses, self.log_variances, self.classification, self.form)
 
         values = self.log_variances.detach().cpu().tolist()

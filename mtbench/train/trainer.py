@@ -5,11 +5,13 @@ epoch a training pass, a validation pass and model selection. The test split is
 scored once, with the weights of the epoch that scored best on validation.
 """
 
+import contextlib
 import copy
 import io
 import math
 import random
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import numpy as np
@@ -166,30 +168,28 @@ class Trainer:
         logged.update({f"loss/{task}": float(loss.detach()) for task, loss in task_losses.items()})
         return logged
 
-    def _method_backward(self, context: StepContext) -> dict[str, float]:
-        """Run the method's backward pass; a failure inside a method is reported as a method error."""
+    @contextlib.contextmanager
+    def _method_errors(self, where: str, hint: str = "") -> Iterator[None]:
+        """Report any failure inside the method's code as one MtbenchError naming the method and step."""
         try:
-            logged = self.method.backward(context)
-            return {name: float(value) for name, value in dict(logged).items()}
+            yield
         except MtbenchError:
             raise
         except (Exception, SystemExit) as error:
             raise MtbenchError(
-                f"Method '{self.config.method}' failed at training step {self.step}: {type(error).__name__}: {error}. "
-                "loss() must return (a scalar tensor with a graph, a dict of floats) and backward() a dict of floats."
+                f"Method '{self.config.method}' failed{where} at training step {self.step}: "
+                f"{type(error).__name__}: {error}.{hint}"
             ) from error
 
+    def _method_backward(self, context: StepContext) -> dict[str, float]:
+        hint = " loss() must return (a scalar tensor with a graph, a dict of floats) and backward() a dict of floats."
+        with self._method_errors("", hint):
+            logged = self.method.backward(context)
+            return {name: float(value) for name, value in dict(logged).items()}
+
     def _method_after_step(self) -> None:
-        try:
-            with torch.no_grad():
-                self.method.after_optimizer_step()
-        except MtbenchError:
-            raise
-        except (Exception, SystemExit) as error:
-            raise MtbenchError(
-                f"Method '{self.config.method}' failed in after_optimizer_step() at training step {self.step}: "
-                f"{type(error).__name__}: {error}."
-            ) from error
+        with self._method_errors(" in after_optimizer_step()"), torch.no_grad():
+            self.method.after_optimizer_step()
 
     def train_epoch(self, epoch: int, progress: Progress) -> dict[str, float]:
         self.model.train()
