@@ -6,5 +6,5 @@ class MtbenchError(Exception):
 
     The command-line interface prints the message alone, without a traceback,
     and exits with status 2. The message names the file or value at fault and
-    says what to do about it.
+    what to do about it.
     """

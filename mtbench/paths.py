@@ -10,7 +10,7 @@ def mtbench_home() -> Path:
 
 
 def data_root() -> Path:
-    """Return the folder that holds prepared benchmarks: ``$MTBENCH_DATA`` or ``<home>/data``."""
+    """Return the folder that contains prepared benchmarks: ``$MTBENCH_DATA`` or ``<home>/data``."""
     return Path(os.environ.get("MTBENCH_DATA", mtbench_home() / "data"))
 
 
@@ -20,7 +20,7 @@ def download_cache() -> Path:
 
 
 def project_root() -> Path:
-    """Return the repository root that holds ``datasets/``, ``methods/`` and ``leaderboard/``.
+    """Return the repository root that contains ``datasets/``, ``methods/`` and ``leaderboard/``.
 
     ``$MTBENCH_ROOT`` wins; otherwise the parent of the installed package, which
     is the repository for an editable install, and else the working directory.

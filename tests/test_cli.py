@@ -229,7 +229,7 @@ def test_plugin_exception_of_any_type_is_reported(capsys, tiny_data_root, tmp_pa
     assert "failed at training step 0: ZeroDivisionError" in err
 
 
-def test_results_path_that_is_a_folder_fails_before_training(capsys, tiny_data_root, tmp_path):
+def test_results_folder_fails_early(capsys, tiny_data_root, tmp_path):
     leaderboard = tmp_path / "lb"
     (leaderboard / "results" / "multidigitmnist.jsonl").mkdir(parents=True)
     status, out, err = run_cli(

@@ -26,7 +26,7 @@ def pairwise_cosines(gradients: torch.Tensor) -> torch.Tensor:
     """Return cos(g_i, g_j) for every pair i < j of the rows of the K x P matrix ``gradients``.
 
     The result has K (K - 1) / 2 entries in row-major pair order (0-1, 0-2, ...,
-    1-2, ...); it is empty for a single task. Computed in float32 or wider.
+    1-2, ...), so it is empty for a single task. It is computed in float32 or wider.
     """
     unit = normalize_rows(gradients.float())
     gram = unit @ unit.T

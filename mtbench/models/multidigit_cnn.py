@@ -5,8 +5,8 @@ Orthogonal Gradients": a shared encoder of two convolutions and, per task, a
 decoder of one convolution and two fully connected layers. Convolutions have no
 bias and downsample with stride 2 instead of pooling; every convolution has
 ``width`` filters (20 in the published model). The source gives neither the
-kernel size nor the hidden width of the first fully connected layer; mtbench
-uses 3x3 kernels with padding 1 and 50 hidden units.
+kernel size nor the hidden width of the first fully connected layer, so
+mtbench uses 3x3 kernels with padding 1 and 50 hidden units.
 
 For a 64x64 input the shared representation is ``width`` x 16 x 16 and the
 decoder convolution gives ``width`` x 8 x 8 before the fully connected layers.

