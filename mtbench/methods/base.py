@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from mtbench.errors import MtbenchError
+from mtbench.methods.jacobian import column_positions
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ class StepContext:
     """Everything a method may use in one training step.
 
     ``task_losses`` still carry their graphs. ``shared_representation`` is the
-    encoder output that every decoder reads. Task gradients with respect to
+    encoder output that every decoder reads. ``task_parameters`` maps each task
+    to the parameters of its own decoder. Task gradients with respect to
     ``last_shared_parameters`` are computed on request and cached, so the
     trainer's cosine diagnostics reuse the gradients a method already took.
     """
@@ -54,6 +56,7 @@ class StepContext:
     shared_representation: torch.Tensor
     step: int
     epoch: int
+    task_parameters: dict[str, list[nn.Parameter]] = field(default_factory=dict)
     _gradients: torch.Tensor | None = field(default=None, repr=False)
     _gradients_have_graph: bool = field(default=False, repr=False)
 
@@ -93,6 +96,20 @@ class StepContext:
         self._gradients_have_graph = create_graph
         return self._gradients
 
+    def remember_shared_gradients(self, gradients: torch.Tensor) -> None:
+        """Cache the last shared layer's columns of ``gradients``, the K x P task gradients of all shared parameters.
+
+        The cosine diagnostics then reuse them instead of another backward
+        pass. When the last shared layer is not among the shared parameters,
+        its gradients are computed now, while the graph still exists.
+        """
+        positions = column_positions(self.shared_parameters, self.last_shared_parameters)
+        if positions is None:
+            self.last_shared_task_gradients(create_graph=False)
+            return
+        self._gradients = gradients.detach()[:, positions.to(gradients.device)]
+        self._gradients_have_graph = False
+
     def cached_task_gradients(self) -> torch.Tensor | None:
         """Return the task gradients a method already computed this step, detached, or None."""
         return None if self._gradients is None else self._gradients.detach()
@@ -131,6 +148,14 @@ class Method(nn.Module):
         total, logged = self.loss(context)
         total.backward()
         return logged
+
+    def fills_last_shared_gradients(self) -> bool:
+        """Whether backward() caches the last shared layer's task gradients for the cosine diagnostics.
+
+        When it does not, the trainer takes them itself before backward() on the
+        steps it tracks. The default trusts ``uses_task_gradients``.
+        """
+        return self.uses_task_gradients
 
     def after_optimizer_step(self) -> None:
         """Adjust the method's own state after the optimiser has updated all parameters.

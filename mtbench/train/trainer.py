@@ -150,9 +150,10 @@ class Trainer:
             shared_representation=representation,
             step=self.step,
             epoch=epoch,
+            task_parameters={task: self.model.task_parameters(task) for task in self.tasks},
         )
         track_cosines = len(self.tasks) > 1 and self.step % self.config.cosine_every == 0
-        if track_cosines and not self.method.uses_task_gradients:
+        if track_cosines and not self.method.fills_last_shared_gradients():
             # Taken before backward() frees the graph; no second-order graph is built.
             context.last_shared_task_gradients(create_graph=False)
 
