@@ -50,6 +50,11 @@ def add_parser(commands) -> None:
     parser.add_argument("--data-root", type=Path, default=None, help="folder with prepared data (default: $MTBENCH_DATA, else $MTBENCH_HOME/data, else ~/.cache/mtbench/data)")
     parser.add_argument("--leaderboard-dir", type=Path, default=None, help="folder for result records (default: leaderboard/ in the repository)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="folder for checkpoints")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue each run from its last epoch checkpoint under --runs-dir (a run without one starts from the beginning)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -159,6 +164,7 @@ def run(arguments: argparse.Namespace) -> int:
         leaderboard_dir=arguments.leaderboard_dir or project_root() / "leaderboard",
         runs_dir=arguments.runs_dir,
         cosine_every=arguments.cosine_every,
+        resume=arguments.resume,
     )
     run_configuration(config, arguments.seed, Console())
     return 0

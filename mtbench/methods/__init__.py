@@ -1,10 +1,20 @@
-"""Multi-task methods and their registry."""
+"""Multi-task methods and their registry.
+
+Every module in this package other than the infrastructure modules below
+defines one built-in method and registers it on import.
+"""
+
+import importlib
+import pkgutil
 
 from mtbench.methods.base import Hyperparameter, Method, StepContext
 from mtbench.methods.registry import get_method, list_methods, load_plugin, register_method
 
-# Importing the built-in methods registers them.
-from mtbench.methods import cosreg, dwa, equal, gls, gradnorm, log_losses, rlw, single, uncertainty  # noqa: E402, F401
+_INFRASTRUCTURE = {"base", "registry", "jacobian", "gradient_method"}
+
+for _module in sorted(module.name for module in pkgutil.iter_modules(__path__)):
+    if _module not in _INFRASTRUCTURE and not _module.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module}")
 
 __all__ = [
     "Hyperparameter",

@@ -48,6 +48,14 @@ class CosineTracker:
             self.start_epoch()
         self._epochs[-1].append(cosines.detach().to("cpu", torch.float64).numpy())
 
+    def state(self) -> list[torch.Tensor]:
+        """Return the recorded cosines as one float64 tensor per epoch (steps x pairs), for checkpoints."""
+        return [torch.from_numpy(np.stack(epoch)) if epoch else torch.zeros(0, 0, dtype=torch.float64) for epoch in self._epochs]
+
+    def load_state(self, state: list[torch.Tensor]) -> None:
+        """Replace the recorded cosines with those returned by :meth:`state`."""
+        self._epochs = [list(epoch.numpy()) for epoch in state]
+
     def steps(self) -> np.ndarray:
         """Return every recorded step as rows of an (steps, pairs) float32 array."""
         rows = [row for epoch in self._epochs for row in epoch]

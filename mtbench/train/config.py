@@ -34,6 +34,7 @@ class RunConfig:
     leaderboard_dir: Path = field(default=Path("leaderboard"))
     runs_dir: Path = field(default=Path("runs"))
     cosine_every: int = 1
+    resume: bool = False
 
     def identity(self) -> dict:
         """Return the fields that define the configuration (a leaderboard row), without the seed."""

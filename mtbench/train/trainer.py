@@ -7,12 +7,12 @@ scored once, with the weights of the epoch that scored best on validation.
 
 import contextlib
 import copy
-import io
 import math
 import random
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,9 +22,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mtbench.benchmarks import get_benchmark
 from mtbench.benchmarks.base import SplitTensors
 from mtbench.errors import MtbenchError
-from mtbench.io import atomic_write_bytes
 from mtbench.methods import StepContext, get_method
 from mtbench.metrics.gradient_cosine import CosineTracker, pairwise_cosines
+from mtbench.train.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from mtbench.train.config import RunConfig
 from mtbench.train.environment import git_commit, peak_memory_mb, resolve_device, versions
 
@@ -221,31 +221,59 @@ class Trainer:
         progress.remove_task(bar)
         return {key: value / len(batches) for key, value in sums.items()}
 
-    def save_checkpoint(self, epoch: int, best: dict) -> None:
-        """Write model, method and optimiser state after ``epoch``, atomically."""
-        buffer = io.BytesIO()
-        state = {
-            "epoch": epoch,
-            "model": self.model.state_dict(),
-            "method": self.method.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "best_epoch": best["epoch"],
-            "best_model": best["model"],
-        }
-        torch.save(state, buffer)
-        folder = self.config.runs_dir / self.config.benchmark / self.config.run_id
-        atomic_write_bytes(folder / "checkpoint.pt", buffer.getvalue())
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.config.runs_dir / self.config.benchmark / self.config.run_id / "checkpoint.pt"
+
+    def save_checkpoint(self, epoch: int, best: dict, history: list[dict]) -> None:
+        """Write everything the rest of the run depends on after ``epoch``, atomically."""
+        save_checkpoint(
+            self.checkpoint_path,
+            {
+                "run_id": self.config.run_id,
+                "epoch": epoch,
+                "step": self.step,
+                "model": self.model.state_dict(),
+                "method": self.method.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "best": best,
+                "history": history,
+                "cosines": self.cosines.state(),
+                "step_seconds": torch.tensor(self.step_seconds, dtype=torch.float64),
+                "rng": rng_state(self.generator),
+            },
+        )
+
+    def restore_checkpoint(self) -> tuple[int, dict, list[dict]]:
+        """Load the run's checkpoint; return the next epoch, the best epoch so far and the history.
+
+        Without a checkpoint the run starts from epoch 1.
+        """
+        try:
+            state = load_checkpoint(self.checkpoint_path, self.config.run_id)
+        except FileNotFoundError:
+            self.console.print(f"No checkpoint at {self.checkpoint_path}; starting run {self.config.run_id} from epoch 1.")
+            return 1, _no_best(), []
+
+        self.model.load_state_dict(state["model"])
+        self.method.load_state_dict(state["method"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.cosines.load_state(state["cosines"])
+        self.step_seconds = state["step_seconds"].tolist()
+        self.step = state["step"]
+        restore_rng_state(state["rng"], self.generator)
+        self.console.print(f"Resuming run {self.config.run_id} after epoch {state['epoch']} from {self.checkpoint_path}.")
+        return state["epoch"] + 1, state["best"], state["history"]
 
     def run(self) -> dict:
         """Train, select the epoch on validation, score it on test and return the record."""
         config = self.config
         selection_metric = self.benchmark.selection_metric(self.tasks)
         started = time.perf_counter()
-        history: list[dict] = []
-        best = {"epoch": 0, "score": -math.inf, "model": None, "validation": None}
+        first_epoch, best, history = self.restore_checkpoint() if config.resume else (1, _no_best(), [])
 
         with _progress(self.console) as progress:
-            for epoch in range(1, config.train.epochs + 1):
+            for epoch in range(first_epoch, config.train.epochs + 1):
                 epoch_started = time.perf_counter()
                 train_logged = self.train_epoch(epoch, progress)
                 validation = evaluate(self.model, self.benchmark, self.validation_split, self.tasks, 256, self.device)
@@ -261,7 +289,7 @@ class Trainer:
                     }
                 history.append(_epoch_entry(epoch, train_logged, validation, mu_cos, sigma_cos, seconds))
                 self.console.print(_epoch_line(history[-1], config.train.epochs, selection_metric))
-                self.save_checkpoint(epoch, best)
+                self.save_checkpoint(epoch, best, history)
 
         self.model.load_state_dict(best["model"])
         test = evaluate(self.model, self.benchmark, self.test_split, self.tasks, 256, self.device)
@@ -297,6 +325,10 @@ class Trainer:
             "git_commit": git_commit(),
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+
+
+def _no_best() -> dict:
+    return {"epoch": 0, "score": -math.inf, "model": None, "validation": None}
 
 
 def _method_arguments(method_class, method_config: dict) -> dict:
