@@ -85,3 +85,26 @@ def test_sigkill_then_resume_gives_the_uninterrupted_record(kill_after_epoch, un
 
     (record,) = _records(tmp_path)
     assert _comparable(record) == _comparable(uninterrupted)
+
+
+def test_same_seed_gives_the_same_record(uninterrupted, tiny_data_root, tmp_path):
+    _finish(_start(tiny_data_root, tmp_path))
+
+    (record,) = _records(tmp_path)
+    assert _comparable(record) == _comparable(uninterrupted)
+
+
+def test_resume_refuses_a_checkpoint_of_another_run(tiny_data_root, tmp_path):
+    process = _start(tiny_data_root, tmp_path)
+    _kill_when(process, lambda: _checkpoint_epoch(tmp_path) >= 1)
+    (checkpoint,) = (tmp_path / "runs").glob("multidigitmnist/*/checkpoint.pt")
+    state = torch.load(checkpoint, weights_only=True)
+    torch.save({**state, "run_id": "0123456789abcdef"}, checkpoint)
+
+    resumed = _start(tiny_data_root, tmp_path, "--resume")
+    _, errors = resumed.communicate(timeout=300)
+
+    assert resumed.returncode == 2
+    assert "belongs to run 0123456789abcdef" in errors
+    assert "Traceback" not in errors
+    assert _records(tmp_path) == []

@@ -51,6 +51,11 @@ def add_parser(commands) -> None:
     parser.add_argument("--leaderboard-dir", type=Path, default=None, help="folder for result records (default: leaderboard/ in the repository)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="folder for checkpoints")
     parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="use only deterministic PyTorch kernels (needed for repeatable results on GPU; CPU runs repeat without it)",
+    )
+    parser.add_argument(
         "--resume",
         action="store_true",
         help="continue each run from its last epoch checkpoint under --runs-dir (a run without one starts from the beginning)",
@@ -165,6 +170,7 @@ def run(arguments: argparse.Namespace) -> int:
         runs_dir=arguments.runs_dir,
         cosine_every=arguments.cosine_every,
         resume=arguments.resume,
+        deterministic=arguments.deterministic,
     )
     run_configuration(config, arguments.seed, Console())
     return 0

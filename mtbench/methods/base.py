@@ -9,6 +9,7 @@ saved in checkpoints with its ``state_dict`` and, when it has parameters, is
 optimised together with the model.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -45,7 +46,10 @@ class StepContext:
 
     ``task_losses`` still carry their graphs. ``shared_representation`` is the
     encoder output that every decoder reads. ``task_parameters`` maps each task
-    to the parameters of its own decoder. Task gradients with respect to
+    to the parameters of its own decoder. In data-parallel training
+    ``reduce_rows`` averages a matrix of task gradients over processes; the
+    task-gradient helpers apply it, so methods never call it themselves.
+    Task gradients with respect to
     ``last_shared_parameters`` are computed on request and cached, so the
     trainer's cosine diagnostics reuse the gradients a method already took.
     """
@@ -57,6 +61,7 @@ class StepContext:
     step: int
     epoch: int
     task_parameters: dict[str, list[nn.Parameter]] = field(default_factory=dict)
+    reduce_rows: Callable[[torch.Tensor], torch.Tensor] | None = None
     _gradients: torch.Tensor | None = field(default=None, repr=False)
     _gradients_have_graph: bool = field(default=False, repr=False)
 
@@ -92,9 +97,13 @@ class StepContext:
             ]
             rows.append(torch.cat(flat).float())
 
-        self._gradients = torch.stack(rows)
+        self._gradients = self.reduce(torch.stack(rows))
         self._gradients_have_graph = create_graph
         return self._gradients
+
+    def reduce(self, gradients: torch.Tensor) -> torch.Tensor:
+        """Return task gradients averaged over data-parallel processes (unchanged in a single process)."""
+        return gradients if self.reduce_rows is None else self.reduce_rows(gradients)
 
     def remember_shared_gradients(self, gradients: torch.Tensor) -> None:
         """Cache the last shared layer's columns of ``gradients``, the K x P task gradients of all shared parameters.

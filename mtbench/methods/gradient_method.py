@@ -84,6 +84,11 @@ class GradientMethod(Method):
                 f"Method '{self.name}' was built for the tasks {self.tasks} but the training step has {context.tasks}."
             )
         if self.gradients == "representation":
+            if context.reduce_rows is not None:
+                raise MtbenchError(
+                    f"Method '{self.name}' cannot use gradients with respect to the shared representation in "
+                    "data-parallel training: each process holds other samples. Use --param gradients=parameters."
+                )
             inputs = [context.shared_representation]
         else:
             inputs = list(context.shared_parameters)
@@ -100,7 +105,7 @@ class GradientMethod(Method):
             gradients = torch.autograd.grad(loss, inputs + heads, retain_graph=True, allow_unused=True)
             rows.append(flatten(gradients[: len(inputs)], inputs))
             accumulate_gradients(heads, gradients[len(inputs) :])
-        return torch.stack(rows)
+        return context.reduce(torch.stack(rows))
 
     def backward(self, context: StepContext) -> dict[str, float]:
         matrix = self.task_gradient_matrix(context)

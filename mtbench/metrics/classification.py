@@ -65,6 +65,19 @@ class MultiTaskAccuracy:
         for task in self.tasks:
             self.per_task[task].update(outputs[task], targets[task])
 
+    def statistics(self) -> torch.Tensor:
+        """Return the additive counts (correct, total per task) as a float64 vector, to sum over processes."""
+        import torch
+
+        counts = [[metric.correct, metric.total] for metric in self.per_task.values()]
+        return torch.tensor(counts, dtype=torch.float64).flatten()
+
+    def load_statistics(self, statistics: torch.Tensor) -> None:
+        """Replace the counts with ``statistics`` from :meth:`statistics`, e.g. summed over processes."""
+        for index, metric in enumerate(self.per_task.values()):
+            metric.correct = int(statistics[2 * index])
+            metric.total = int(statistics[2 * index + 1])
+
     def compute(self) -> dict[str, float]:
         scores = {f"{task}_accuracy": metric.compute() for task, metric in self.per_task.items()}
         if len(self.tasks) > 1:

@@ -35,6 +35,7 @@ class RunConfig:
     runs_dir: Path = field(default=Path("runs"))
     cosine_every: int = 1
     resume: bool = False
+    deterministic: bool = False
 
     def identity(self) -> dict:
         """Return the fields that define the configuration (a leaderboard row), without the seed."""

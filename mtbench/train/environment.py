@@ -1,5 +1,6 @@
 """Facts about the software and hardware of a run, stored in its record."""
 
+import os
 import resource
 import subprocess
 import sys
@@ -25,6 +26,23 @@ def resolve_device(requested: str) -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise MtbenchError(f"Device '{requested}' requested, but this PyTorch build has no MPS support. Use --device cpu or auto.")
     return device
+
+
+def use_deterministic_algorithms(enabled: bool) -> None:
+    """Make PyTorch pick deterministic kernels, or raise when an operation has none.
+
+    On CPU mtbench runs are deterministic without this switch. On CUDA, some
+    kernels (atomic adds in convolution and pooling backward passes, cuBLAS
+    workspaces) reorder floating-point sums between runs; the switch replaces
+    them with deterministic ones at some cost in speed. cuBLAS reads
+    ``CUBLAS_WORKSPACE_CONFIG`` when CUDA starts, so it is set here, before
+    any CUDA work, unless the user set it already.
+    """
+    if not enabled:
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
 
 
 def peak_memory_mb(device: torch.device) -> float:

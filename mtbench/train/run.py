@@ -1,6 +1,7 @@
 """Run a configuration for one or more seeds and store each result record."""
 
 import io
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -44,14 +45,18 @@ def run_configuration(config: RunConfig, seeds: list[int], console: Console) -> 
     check_writable(config.leaderboard_dir / "results" / config.benchmark / "cosines")
     check_appendable(config.leaderboard_dir / "results" / f"{config.benchmark}.jsonl")
     check_writable(config.runs_dir)
+    if int(os.environ.get("RANK", "0")) != 0:
+        # In data-parallel training only the first process reports.
+        console = Console(quiet=True)
     records = []
     for seed in seeds:
         for model_config in expand_tasks(replace(config, seed=seed)):
             console.print(_run_title(model_config), markup=False, highlight=False)
             trainer = Trainer(model_config, console)
             record = trainer.run()
-            records.append(store_result(model_config, record, trainer.cosines.steps()))
-            _print_summary(console, record)
+            if trainer.distributed.is_main:
+                records.append(store_result(model_config, record, trainer.cosines.steps()))
+                _print_summary(console, record)
     return records
 
 

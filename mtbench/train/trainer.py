@@ -7,6 +7,7 @@ scored once, with the weights of the epoch that scored best on validation.
 
 import contextlib
 import copy
+import functools
 import math
 import random
 import time
@@ -26,7 +27,16 @@ from mtbench.methods import StepContext, get_method
 from mtbench.metrics.gradient_cosine import CosineTracker, pairwise_cosines
 from mtbench.train.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from mtbench.train.config import RunConfig
-from mtbench.train.environment import git_commit, peak_memory_mb, resolve_device, versions
+from mtbench.train.distributed import (
+    Distributed,
+    average_gradients,
+    average_rows,
+    from_environment,
+    global_losses,
+    local_share,
+    sum_statistics,
+)
+from mtbench.train.environment import git_commit, peak_memory_mb, resolve_device, use_deterministic_algorithms, versions
 
 
 class TrainingDiverged(MtbenchError):
@@ -72,15 +82,28 @@ def _check_finite(task_losses: dict[str, torch.Tensor], step: int, method: str) 
 
 
 @torch.no_grad()
-def evaluate(model, benchmark, split: SplitTensors, tasks: list[str], batch_size: int, device) -> dict[str, float]:
-    """Score ``model`` on a whole split; metrics accumulate over all batches before computing."""
+def evaluate(model, benchmark, split: SplitTensors, tasks: list[str], batch_size: int, device, distributed: Distributed = Distributed()) -> dict[str, float]:
+    """Score ``model`` on a whole split; metrics accumulate over all batches before computing.
+
+    In data-parallel training each process scores its part of the split and the
+    evaluators' additive statistics (counts, sums, confusion matrices) are
+    summed over processes. An evaluator without ``statistics()`` makes every
+    process score the whole split instead, which gives the same result.
+    """
     model.eval()
     evaluator = benchmark.evaluator(tasks)
-    for start in range(0, len(split), batch_size):
-        inputs = benchmark.prepare_batch(split.inputs[start : start + batch_size].to(device))
+    shares = distributed.enabled and hasattr(evaluator, "statistics")
+    rows = torch.arange(len(split))
+    if shares:
+        rows = torch.tensor_split(rows, distributed.world_size)[distributed.rank]
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        inputs = benchmark.prepare_batch(split.inputs[batch].to(device))
         _, outputs = model(inputs)
-        targets = {task: split.targets[task][start : start + batch_size].to(device) for task in tasks}
+        targets = {task: split.targets[task][batch].to(device) for task in tasks}
         evaluator.update(outputs, targets)
+    if shares:
+        evaluator.load_statistics(sum_statistics(evaluator.statistics(), distributed))
     return evaluator.compute()
 
 
@@ -101,8 +124,16 @@ class Trainer:
 
     def __init__(self, config: RunConfig, console: Console | None = None) -> None:
         self.config = config
-        self.console = console or Console()
+        use_deterministic_algorithms(config.deterministic)
         self.device = resolve_device(config.device)
+        self.distributed = from_environment(self.device)
+        if self.distributed.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.distributed.local_rank)
+            torch.cuda.set_device(self.device)
+        # Only the first process prints, writes checkpoints and returns records.
+        self.console = console or Console()
+        if not self.distributed.is_main:
+            self.console = Console(quiet=True)
         self.benchmark = get_benchmark(config.benchmark)
         self.tasks = list(config.tasks)
         self.generator = seed_everything(config.seed)
@@ -138,9 +169,12 @@ class Trainer:
         self.step = 0
         self.step_seconds: list[float] = []
 
-    def train_step(self, inputs: torch.Tensor, targets: dict[str, torch.Tensor], epoch: int) -> dict[str, float]:
+    def train_step(self, inputs: torch.Tensor, targets: dict[str, torch.Tensor], epoch: int, global_count: int = 0) -> dict[str, float]:
+        """Train on one batch; ``global_count`` is the size of the global batch in data-parallel training."""
         representation, outputs = self.model(inputs)
         task_losses = {task: self.benchmark.task_loss(task, outputs[task], targets[task]) for task in self.tasks}
+        if self.distributed.enabled:
+            task_losses = global_losses(task_losses, inputs.shape[0], global_count)
         _check_finite(task_losses, self.step, self.config.method)
 
         context = StepContext(
@@ -151,6 +185,7 @@ class Trainer:
             step=self.step,
             epoch=epoch,
             task_parameters={task: self.model.task_parameters(task) for task in self.tasks},
+            reduce_rows=functools.partial(average_rows, distributed=self.distributed) if self.distributed.enabled else None,
         )
         track_cosines = len(self.tasks) > 1 and self.step % self.config.cosine_every == 0
         if track_cosines and not self.method.fills_last_shared_gradients():
@@ -159,6 +194,7 @@ class Trainer:
 
         self.optimizer.zero_grad(set_to_none=True)
         logged = self._method_backward(context)
+        average_gradients(self.parameters, self.distributed)
         _check_gradients(self.parameters, logged, self.step, self.config.method)
         self.optimizer.step()
         self._method_after_step()
@@ -202,13 +238,19 @@ class Trainer:
         bar = progress.add_task(f"epoch {epoch}/{self.config.train.epochs}", total=len(batches))
 
         sums: dict[str, float] = {}
+        trained = 0
         for start in batches:
-            indices = order[start : start + batch_size]
+            global_indices = order[start : start + batch_size]
+            if len(global_indices) < self.distributed.world_size:
+                # Some process would get no sample; every process skips the batch alike.
+                progress.advance(bar)
+                continue
+            indices = local_share(global_indices, self.distributed)
             inputs = self.benchmark.prepare_batch(self.train_split.inputs[indices].to(self.device))
             targets = {task: self.train_split.targets[task][indices].to(self.device) for task in self.tasks}
 
             began = time.perf_counter()
-            logged = self.train_step(inputs, targets, epoch)
+            logged = self.train_step(inputs, targets, epoch, len(global_indices))
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             self.step_seconds.append(time.perf_counter() - began)
@@ -216,17 +258,20 @@ class Trainer:
             for key, value in logged.items():
                 sums[key] = sums.get(key, 0.0) + value
             self.step += 1
+            trained += 1
             progress.advance(bar)
 
         progress.remove_task(bar)
-        return {key: value / len(batches) for key, value in sums.items()}
+        return {key: value / max(trained, 1) for key, value in sums.items()}
 
     @property
     def checkpoint_path(self) -> Path:
         return self.config.runs_dir / self.config.benchmark / self.config.run_id / "checkpoint.pt"
 
     def save_checkpoint(self, epoch: int, best: dict, history: list[dict]) -> None:
-        """Write everything the rest of the run depends on after ``epoch``, atomically."""
+        """Write everything the rest of the run depends on after ``epoch``, atomically (first process only)."""
+        if not self.distributed.is_main:
+            return
         save_checkpoint(
             self.checkpoint_path,
             {
@@ -276,7 +321,7 @@ class Trainer:
             for epoch in range(first_epoch, config.train.epochs + 1):
                 epoch_started = time.perf_counter()
                 train_logged = self.train_epoch(epoch, progress)
-                validation = evaluate(self.model, self.benchmark, self.validation_split, self.tasks, 256, self.device)
+                validation = evaluate(self.model, self.benchmark, self.validation_split, self.tasks, 256, self.device, self.distributed)
                 mu_cos, sigma_cos = self.cosines.epoch_summary()
                 seconds = time.perf_counter() - epoch_started
 
@@ -292,7 +337,7 @@ class Trainer:
                 self.save_checkpoint(epoch, best, history)
 
         self.model.load_state_dict(best["model"])
-        test = evaluate(self.model, self.benchmark, self.test_split, self.tasks, 256, self.device)
+        test = evaluate(self.model, self.benchmark, self.test_split, self.tasks, 256, self.device, self.distributed)
         return self._record(selection_metric, best, test, history, time.perf_counter() - started)
 
     def _record(self, selection_metric: str, best: dict, test: dict, history: list[dict], wall_seconds: float) -> dict:
