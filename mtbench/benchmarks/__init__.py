@@ -7,6 +7,9 @@ from mtbench.errors import MtbenchError
 # Constructors are imported lazily so that listing benchmarks stays cheap.
 _BENCHMARKS: dict[str, str] = {
     "multidigitmnist": "mtbench.benchmarks.multidigitmnist:MultiDigitMNISTBenchmark",
+    "nyuv2": "mtbench.benchmarks.dense:nyuv2",
+    "nyuv2-288x384": "mtbench.benchmarks.dense:nyuv2_288x384",
+    "sunrgbd": "mtbench.benchmarks.dense:sunrgbd",
 }
 
 

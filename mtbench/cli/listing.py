@@ -2,11 +2,16 @@
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
+from rich.text import Text
 
 from mtbench.paths import data_root
+
+if TYPE_CHECKING:
+    from mtbench.methods import Method
 
 
 def add_parsers(commands) -> None:
@@ -32,18 +37,31 @@ def list_methods_command(arguments: argparse.Namespace) -> int:
 
     for plugin in arguments.plugin:
         load_plugin(plugin)
-    table = Table(title="Registered methods")
-    table.add_column("name")
-    table.add_column("reference")
-    table.add_column("hyper-parameters (default)")
+    table = Table(title="Registered methods", show_lines=True)
+    table.add_column("method", no_wrap=True)
+    table.add_column("reference, then hyper-parameters: name = default (type) and meaning", overflow="fold")
     for name in list_methods():
-        method_class = get_method(name)
-        parameters = "\n".join(
-            f"{parameter.name} = {parameter.default!r}: {parameter.help}" for parameter in method_class.hyperparameters
-        )
-        table.add_row(name, method_class.title, parameters or "-")
+        table.add_row(Text(name), method_description(get_method(name)))
     Console().print(table)
     return 0
+
+
+def method_description(method_class: "type[Method]") -> Group:
+    """Return the reference of ``method_class`` above a grid with one hyper-parameter per row.
+
+    Titles and help texts are wrapped in Text so that square brackets in them are printed, not read as rich markup.
+    """
+    reference = Text(method_class.title or "(no reference given)", style="bold")
+    if not method_class.hyperparameters:
+        return Group(reference, Text("no hyper-parameters"))
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(overflow="fold")
+    grid.add_column(overflow="fold", ratio=1)
+    for hyperparameter in method_class.hyperparameters:
+        default = f"{hyperparameter.name} = {hyperparameter.default!r} ({hyperparameter.type.__name__})"
+        grid.add_row(Text(default), Text(hyperparameter.help))
+    return Group(reference, grid)
 
 
 def list_datasets_command(arguments: argparse.Namespace) -> int:

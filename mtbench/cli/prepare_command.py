@@ -17,6 +17,8 @@ from mtbench.paths import data_root
 
 PREPARERS: dict[str, str] = {
     "multidigitmnist": "mtbench.cli.prepare_multidigitmnist",
+    "nyuv2": "mtbench.cli.prepare_nyuv2",
+    "sunrgbd": "mtbench.cli.prepare_sunrgbd",
 }
 
 
