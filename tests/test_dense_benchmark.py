@@ -66,8 +66,8 @@ def test_nyuv2_definition():
     definition = read_definition("nyuv2")
     assert [(task.name, task.kind, task.loss) for task in definition.tasks] == [
         ("segmentation", "segmentation", "cross_entropy"),
-        ("depth", "depth", "l1"),
-        ("normal", "normal", "cosine"),
+        ("depth", "depth", "mse"),
+        ("normal", "normal", "mse"),
     ]
     assert definition.tasks[0].classes == tuple(NYU_CLASSES)
     assert definition.input_size == (320, 320)
@@ -99,7 +99,7 @@ def test_sunrgbd_definition():
     [
         ("input_size = [320, 320]\n", "", "input_size is missing"),
         ("target_size = [80, 80]", "target_size = [80]", r"target_size = \[80\] must be \[height, width\]"),
-        ('loss = "l1"', 'loss = "huber"', "task 'depth' has loss 'huber'"),
+        ('kind = "depth"\nloss = "mse"', 'kind = "depth"\nloss = "huber"', "task 'depth' has loss 'huber'"),
         ('kind = "normal"', 'kind = "normals"', "task 'normal' has unknown kind 'normals'"),
         ('selection_metric = "mean_task_score"', 'selection_metric = "depth_rmse"', "selection_metric = 'depth_rmse' is not one of"),
         ("evaluation_batch_size = 8", "evaluation_batch_size = 0", "training.evaluation_batch_size = 0 must be a positive number"),
@@ -164,9 +164,9 @@ def test_depth_losses_over_valid_pixels():
     # Valid pixels: errors 1 (3 vs 2) and 2 (6 vs 4); the invalid pixel's error 9 is skipped.
     output = torch.tensor([[[[9.0, 3.0, 6.0]]]])
     target = torch.tensor([[[0.0, 2.0, 4.0]]])
-    assert benchmark.task_loss("depth", output, target).item() == pytest.approx(1.5)
-    benchmark.losses["depth"] = "mse"
     assert benchmark.task_loss("depth", output, target).item() == pytest.approx(2.5)
+    benchmark.losses["depth"] = "l1"
+    assert benchmark.task_loss("depth", output, target).item() == pytest.approx(1.5)
 
 
 def test_normal_losses_over_valid_pixels():
@@ -174,10 +174,11 @@ def test_normal_losses_over_valid_pixels():
     # Pixel 1 points the right way (longer than 1), pixel 2 is 90 degrees off, pixel 3 has no ground truth.
     output = torch.tensor([[0.0, 0.0, 2.0], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]).T.reshape(1, 3, 1, 3)
     target = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]).T.reshape(1, 3, 1, 3)
-    assert benchmark.task_loss("normal", output, target).item() == pytest.approx(0.5)
     # Squared error per pixel averaged over channels: 0 and (1 + 0 + 1) / 3.
-    benchmark.losses["normal"] = "mse"
     assert benchmark.task_loss("normal", output, target).item() == pytest.approx(1 / 3)
+    # 1 - cosine: 0 and 1.
+    benchmark.losses["normal"] = "cosine"
+    assert benchmark.task_loss("normal", output, target).item() == pytest.approx(0.5)
 
 
 def test_loss_shape_mismatch_raises():
@@ -242,8 +243,8 @@ def test_no_augmentation_leaves_batch_and_generator():
 def test_model_options_resolution():
     benchmark = get_benchmark("nyuv2")
     assert benchmark.model_options({}) == {"width": 64, "pretrained": True}
-    cli_options = {"width": 4, "kernel_size": 3, "hidden_units": 50, "batchnorm": False, "dropout": 0.0}
-    assert benchmark.model_options(cli_options) == {"width": 4, "pretrained": True}
+    fixed_options = {"width": 4, "kernel_size": 3, "batchnorm": True, "dropout": 0.0}
+    assert benchmark.model_options(fixed_options) == {"width": 4, "pretrained": True}
     assert benchmark.model_options({"width": 4, "pretrained": False}) == {"width": 4, "pretrained": False}
 
 
@@ -251,6 +252,7 @@ def test_model_options_resolution():
     ("options", "message"),
     [
         ({"depth": 3}, r"Unknown model option\(s\) \['depth'\]"),
+        ({"hidden_units": 50}, r"Unknown model option\(s\) \['hidden_units'\]"),
         ({"kernel_size": 5}, "3 x 3"),
         ({"dropout": 0.5}, "no dropout"),
         ({"width": 8}, "exist only for width 64"),

@@ -40,6 +40,8 @@ class Benchmark(Protocol):
 
     def prepare_batch(self, inputs: torch.Tensor) -> torch.Tensor: ...
 
+    def model_options(self, model_config: dict) -> dict: ...
+
     def build_model(self, tasks: list[str], model_config: dict) -> MultiTaskModel: ...
 
     def task_loss(self, task: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor: ...
@@ -47,3 +49,16 @@ class Benchmark(Protocol):
     def evaluator(self, tasks: list[str]) -> Evaluator: ...
 
     def selection_metric(self, tasks: list[str]) -> str: ...
+
+
+class AugmentingBenchmark(Benchmark, Protocol):
+    """A benchmark that transforms training batches, e.g. with random flips.
+
+    The trainer calls ``augment`` on the raw training batch before
+    ``prepare_batch``, with the generator that also shuffles the batches, so
+    a resumed run draws the same transformations.
+    """
+
+    def augment(
+        self, inputs: torch.Tensor, targets: dict[str, torch.Tensor], generator: torch.Generator
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...

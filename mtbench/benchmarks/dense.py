@@ -42,11 +42,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 SEGNET_OPTIONS = ("width", "pretrained")
-# NOTE: `mtbench run` passes the options of the MultiDigitMNIST CNN to every
-# benchmark. SegNet accepts kernel_size and dropout only at 3 and 0, the values
-# of its fixed architecture. It ignores batchnorm and hidden_units, because it
-# always normalises batches and has no fully connected layer.
-_CNN_OPTIONS = ("kernel_size", "hidden_units", "batchnorm", "dropout")
+# Options of the MultiDigitMNIST CNN that SegNet's fixed architecture accepts
+# only at these values: 3 x 3 convolutions, no dropout, batch normalisation always on.
+_FIXED_CNN_OPTIONS = {"kernel_size": 3, "dropout": 0.0, "batchnorm": True}
 
 
 class DenseBenchmark:
@@ -134,7 +132,7 @@ class DenseBenchmark:
 
         Raises MtbenchError for an unknown option and for CNN options that SegNet cannot honour.
         """
-        unknown = sorted(set(model_config) - set(SEGNET_OPTIONS) - set(_CNN_OPTIONS))
+        unknown = sorted(set(model_config) - set(SEGNET_OPTIONS) - set(_FIXED_CNN_OPTIONS))
         if unknown:
             raise MtbenchError(f"Unknown model option(s) {unknown} for SegNet. Valid options: {', '.join(SEGNET_OPTIONS)}.")
         if model_config.get("kernel_size", 3) != 3:

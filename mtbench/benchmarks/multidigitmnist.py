@@ -41,6 +41,17 @@ class MultiDigitMNISTBenchmark:
         """Convert uint8 images to float32 in [0, 1]."""
         return inputs.float().div_(255.0)
 
+    def model_options(self, model_config: dict) -> dict:
+        """Return every CNN option: the defaults overridden by ``model_config``.
+
+        Raises MtbenchError for an option the CNN does not have.
+        """
+        options = {"width": 20, "kernel_size": 3, "hidden_units": 50, "batchnorm": False, "dropout": 0.0}
+        unknown = sorted(set(model_config) - set(options))
+        if unknown:
+            raise MtbenchError(f"Invalid model option(s) {unknown} for the MultiDigitMNIST CNN. Valid options: {', '.join(options)}.")
+        return {**options, **model_config}
+
     def build_model(self, tasks: list[str], model_config: dict) -> MultiDigitCNN:
         classes = {task.name: len(task.classes) for task in self.definition.tasks if task.name in tasks}
         try:

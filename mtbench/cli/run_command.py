@@ -37,11 +37,17 @@ def add_parser(commands) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="images per training step (default: the benchmark's, 64)")
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the benchmark's, 0.001)")
 
-    parser.add_argument("--width", type=int, default=20, help="filters in every convolution")
-    parser.add_argument("--kernel-size", type=int, default=3, help="convolution kernel size in pixels")
-    parser.add_argument("--hidden-units", type=int, default=50, help="units of each decoder's first fully connected layer")
-    parser.add_argument("--batchnorm", action="store_true", help="batch normalisation after every convolution")
-    parser.add_argument("--dropout", type=float, default=0.0, help="dropout probability after every hidden layer; 0 disables it")
+    parser.add_argument("--width", type=int, default=None, help="filters in every convolution of the MultiDigitMNIST CNN (default 20); filters of SegNet's first block (default 64)")
+    parser.add_argument("--kernel-size", type=int, default=None, help="convolution kernel size in pixels (MultiDigitMNIST CNN, default 3)")
+    parser.add_argument("--hidden-units", type=int, default=None, help="units of each decoder's first fully connected layer (MultiDigitMNIST CNN, default 50)")
+    parser.add_argument("--batchnorm", action="store_true", help="batch normalisation after every convolution (MultiDigitMNIST CNN; SegNet always has it)")
+    parser.add_argument(
+        "--pretrained",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="start SegNet's encoder from torchvision's ImageNet VGG16-bn weights (default: the benchmark's, on)",
+    )
+    parser.add_argument("--dropout", type=float, default=None, help="dropout probability after every hidden layer of the MultiDigitMNIST CNN; 0 (the default) disables it")
 
     parser.add_argument("--task", action="append", default=None, help="train only these tasks (repeatable); default: all")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N")
@@ -146,14 +152,19 @@ def run(arguments: argparse.Namespace) -> int:
         batch_size=arguments.batch_size or defaults.get("batch_size", 64),
         learning_rate=arguments.lr or defaults.get("learning_rate", 1e-3),
         optimizer=defaults.get("optimizer", "adam"),
+        lr_decay_factor=defaults.get("lr_decay_factor"),
+        lr_decay_every=defaults.get("lr_decay_every"),
     )
-    model_config = {
+    given = {
         "width": arguments.width,
         "kernel_size": arguments.kernel_size,
         "hidden_units": arguments.hidden_units,
-        "batchnorm": arguments.batchnorm,
         "dropout": arguments.dropout,
+        "pretrained": arguments.pretrained,
+        "batchnorm": True if arguments.batchnorm else None,
     }
+    # Records store every option of the model, the benchmark's defaults included.
+    model_config = benchmark.model_options({name: value for name, value in given.items() if value is not None})
     config = RunConfig(
         benchmark=arguments.benchmark,
         protocol=benchmark.definition.protocol,

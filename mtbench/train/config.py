@@ -8,12 +8,23 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings; ``learning_rate`` is Adam's step size, ``epochs`` full passes over train."""
+    """Optimisation settings.
+
+    ``learning_rate`` is Adam's step size and ``epochs`` counts full passes over
+    the training split. With ``lr_decay_every`` set, the learning rate is
+    multiplied by ``lr_decay_factor`` after every ``lr_decay_every`` epochs.
+    """
 
     epochs: int = 10
     batch_size: int = 64
     learning_rate: float = 1e-3
     optimizer: str = "adam"
+    lr_decay_factor: float | None = None
+    lr_decay_every: int | None = None
+
+    def identity(self) -> dict:
+        """Return the settings for the configuration id; an unused learning-rate schedule is left out."""
+        return {name: value for name, value in asdict(self).items() if value is not None}
 
 
 @dataclass(frozen=True)
@@ -47,7 +58,7 @@ class RunConfig:
             "tasks": list(self.tasks),
             "model": self.model,
             "model_config": self.model_config,
-            "train_config": asdict(self.train),
+            "train_config": self.train.identity(),
         }
 
     @property

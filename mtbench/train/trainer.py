@@ -164,6 +164,12 @@ class Trainer:
             raise MtbenchError(f"Method '{config.method}' failed to initialise: {type(error).__name__}: {error}.") from error
         self.parameters = list(self.model.parameters()) + list(self.method.parameters())
         self.optimizer = torch.optim.Adam(self.parameters, lr=config.train.learning_rate)
+        self.scheduler = None
+        if config.train.lr_decay_every:
+            self.scheduler = torch.optim.lr_scheduler.StepLR(
+                self.optimizer, step_size=config.train.lr_decay_every, gamma=config.train.lr_decay_factor or 1.0
+            )
+        self.evaluation_batch_size = int(self.benchmark.definition.training.get("evaluation_batch_size", 256))
 
         self.cosines = CosineTracker()
         self.step = 0
@@ -246,8 +252,11 @@ class Trainer:
                 progress.advance(bar)
                 continue
             indices = local_share(global_indices, self.distributed)
-            inputs = self.benchmark.prepare_batch(self.train_split.inputs[indices].to(self.device))
+            raw = self.train_split.inputs[indices].to(self.device)
             targets = {task: self.train_split.targets[task][indices].to(self.device) for task in self.tasks}
+            if hasattr(self.benchmark, "augment"):
+                raw, targets = self._augment(raw, targets, global_indices, indices)
+            inputs = self.benchmark.prepare_batch(raw)
 
             began = time.perf_counter()
             logged = self.train_step(inputs, targets, epoch, len(global_indices))
@@ -268,6 +277,21 @@ class Trainer:
     def checkpoint_path(self) -> Path:
         return self.config.runs_dir / self.config.benchmark / self.config.run_id / "checkpoint.pt"
 
+    def _augment(self, raw, targets, global_indices, indices):
+        """Apply the benchmark's random transformations, drawn for the whole global batch.
+
+        Every process draws for all samples of the global batch from the same
+        generator and keeps the part of its own samples, so a run gives the
+        same batches with any number of processes.
+        """
+        if not self.distributed.enabled:
+            return self.benchmark.augment(raw, targets, self.generator)
+        full = self.train_split.inputs[global_indices].to(self.device)
+        full_targets = {task: self.train_split.targets[task][global_indices].to(self.device) for task in self.tasks}
+        full, full_targets = self.benchmark.augment(full, full_targets, self.generator)
+        own = torch.isin(global_indices, indices).to(self.device)
+        return full[own], {task: target[own] for task, target in full_targets.items()}
+
     def save_checkpoint(self, epoch: int, best: dict, history: list[dict]) -> None:
         """Write everything the rest of the run depends on after ``epoch``, atomically (first process only)."""
         if not self.distributed.is_main:
@@ -281,6 +305,7 @@ class Trainer:
                 "model": self.model.state_dict(),
                 "method": self.method.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler else {},
                 "best": best,
                 "history": history,
                 "cosines": self.cosines.state(),
@@ -303,6 +328,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.method.load_state_dict(state["method"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler:
+            self.scheduler.load_state_dict(state["scheduler"])
         self.cosines.load_state(state["cosines"])
         self.step_seconds = state["step_seconds"].tolist()
         self.step = state["step"]
@@ -321,7 +348,9 @@ class Trainer:
             for epoch in range(first_epoch, config.train.epochs + 1):
                 epoch_started = time.perf_counter()
                 train_logged = self.train_epoch(epoch, progress)
-                validation = evaluate(self.model, self.benchmark, self.validation_split, self.tasks, 256, self.device, self.distributed)
+                if self.scheduler:
+                    self.scheduler.step()
+                validation = evaluate(self.model, self.benchmark, self.validation_split, self.tasks, self.evaluation_batch_size, self.device, self.distributed)
                 mu_cos, sigma_cos = self.cosines.epoch_summary()
                 seconds = time.perf_counter() - epoch_started
 
@@ -337,7 +366,7 @@ class Trainer:
                 self.save_checkpoint(epoch, best, history)
 
         self.model.load_state_dict(best["model"])
-        test = evaluate(self.model, self.benchmark, self.test_split, self.tasks, 256, self.device, self.distributed)
+        test = evaluate(self.model, self.benchmark, self.test_split, self.tasks, self.evaluation_batch_size, self.device, self.distributed)
         return self._record(selection_metric, best, test, history, time.perf_counter() - started)
 
     def _record(self, selection_metric: str, best: dict, test: dict, history: list[dict], wall_seconds: float) -> dict:
