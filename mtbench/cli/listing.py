@@ -78,7 +78,8 @@ def list_datasets_command(arguments: argparse.Namespace) -> int:
         try:
             status = "yes, " + benchmark.verify(root)[:12]
         except MtbenchError as error:
-            status = "not prepared" if "not found" in str(error) else "damaged: run prepare again"
+            # The first sentence names the file and the problem; the table has no room for the rest.
+            status = "not prepared" if "not found" in str(error) else "unusable: " + str(error).split(". ")[0]
             missing = True
         table.add_row(name, ", ".join(benchmark.definition.task_names), benchmark.definition.protocol, status)
     console = Console()
