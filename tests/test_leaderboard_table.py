@@ -341,13 +341,15 @@ def test_regenerate_writes_tables(leaderboard_dir):
     assert "## Test results, configuration selected on validation" in text
     assert "## All configurations (hyper-parameter search)" in text
     no_reg = next(line for line in text.splitlines() if line.startswith("| No reg | mtbench |"))
-    assert "| 93.00 (3.61) | 3 | 93.00 (3.61) | 80.00 (0.00) | 0.200 (0.000) | 0.010 (0.000) | 0.300 (0.000) | 90.00 (0.00) | 0.01 |" in no_reg
-    assert "| No reg (published) | published | - | 90.7 (0.01) | 5 | - | - | 0.27 | - | - | - | - |" in text
-    assert "| Single task (published) | published | - | 93.7 (0.00) | 5 | - | - | - | - | - | - | - |" in text
-    assert "| CosReg + BatchNorm (published) | published | - | 92.5 (0.01) | 5 |" in text
+    # 95% CI half-width: t(0.975, 2) * std / sqrt(3) = 4.3027 * 3.6056 / 1.7321 = 8.96; no single-task runs, so no delta_m.
+    # Mean rank 1.50: first of two on left accuracy (0.93 against 0.90), second on right accuracy (0.80 against 0.90).
+    assert "| 93.00 (3.61) | ±8.96 | 3 | 93.00 (3.61) | 80.00 (0.00) | - | - | 1.50 | 0.200 (0.000) | 0.010 (0.000) | 0.300 (0.000) | 90.00 (0.00) | 0.01 | - |" in no_reg
+    assert "| No reg (published) | published | - | 90.7 (0.01) | - | 5 | - | - | - | - | - | 0.27 | - | - | - | - | - |" in text
+    assert "| Single task (published) | published | - | 93.7 (0.00) | - | 5 | - | - | - | - | - | - | - | - | - | - | - |" in text
+    assert "| CosReg + BatchNorm (published) | published | - | 92.5 (0.01) | - | 5 |" in text
     assert "| CosReg (lambda=0.1) + BatchNorm | mtbench |" in text
-    assert "| 95.00 (-) | 90.00 (-) | yes |" in text
-    assert "| 93.00 (-) | 90.00 (-) |  |" in text
+    assert "| 95.00 (-) | 90.00 (-) | - | yes |" in text
+    assert "| 93.00 (-) | 90.00 (-) | - |  |" in text
     assert "epochs 10" in text
     assert "batch size 64" in text
     assert "learning rate 0.001" in text
@@ -378,7 +380,7 @@ def test_regenerate_published_only_benchmark(leaderboard_dir):
     text = regenerate(leaderboard_dir, BENCHMARK)
 
     assert "No finished runs yet." in text
-    assert "| CosReg (published) | published | - | 90.7 (0.00) | 5 |" in text
+    assert "| CosReg (published) | published | - | 90.7 (0.00) | - | 5 |" in text
 
 
 def test_regenerate_skips_corrupt_line(leaderboard_dir):

@@ -1,4 +1,4 @@
-"""``mtbench leaderboard``: regenerate the markdown tables from the result records."""
+"""``mtbench leaderboard``: regenerate the tables, exports and figures from the result records, or check them."""
 
 import argparse
 import sys
@@ -15,24 +15,18 @@ from mtbench.paths import project_root
 def add_parser(commands) -> None:
     parser = commands.add_parser(
         "leaderboard",
-        help="regenerate leaderboard tables from result records",
-        description="Regenerate leaderboard/<benchmark>.md from leaderboard/results/<benchmark>.jsonl and print it.",
+        help="regenerate leaderboard tables and figures from result records, or check them",
+        description=(
+            "Regenerate leaderboard/<benchmark>.md, .csv, .json, the figures under leaderboard/figures/ and the index "
+            "leaderboard/README.md from leaderboard/results/<benchmark>.jsonl, and print the markdown. With --check, "
+            "change nothing and list every problem of the records and generated files instead."
+        ),
     )
     parser.add_argument("--benchmark", action="append", default=None, help="benchmark to regenerate (repeatable; default: every benchmark with records)")
     parser.add_argument("--leaderboard-dir", type=Path, default=None, help="leaderboard folder (default: leaderboard/ in the repository)")
-    parser.add_argument("--check", action="store_true", help="validate every record and exit with status 1 on a problem")
+    parser.add_argument("--check", action="store_true", help="validate every record and generated file; print one line per problem and exit with status 1 on any")
     parser.add_argument("--render", action="store_true", help="render the tables in the terminal instead of printing the markdown source")
     parser.set_defaults(handler=run)
-
-
-def _published_problems(folder: Path, benchmark: str) -> list[str]:
-    from mtbench.leaderboard.published import read_published
-
-    try:
-        read_published(folder, benchmark)
-    except MtbenchError as error:
-        return [str(error)]
-    return []
 
 
 def run(arguments: argparse.Namespace) -> int:
@@ -47,10 +41,7 @@ def run(arguments: argparse.Namespace) -> int:
         raise MtbenchError(f"No result records or published rows in {folder}. Run `mtbench run` first or pass --leaderboard-dir.")
 
     if arguments.check:
-        problems = []
-        for name in benchmarks:
-            problems += leaderboard.check_records(folder, name)
-            problems += _published_problems(folder, name)
+        problems = leaderboard.check_leaderboard(folder, benchmarks)
         for problem in problems:
             print(problem, file=sys.stderr)
         console.print(f"{len(problems)} problem(s) in {len(benchmarks)} benchmark(s).")
@@ -66,5 +57,5 @@ def run(arguments: argparse.Namespace) -> int:
             console.print(Markdown(text))
         else:
             print(text)
-        console.print(f"Wrote {folder / (name + '.md')}")
+        console.print(f"Wrote {folder / (name + '.md')}, .csv, .json and the figures under {folder / 'figures'}", markup=False, highlight=False)
     return 0

@@ -5,7 +5,7 @@ import os
 import sys
 
 from mtbench import __version__
-from mtbench.cli import leaderboard_command, listing, prepare_command, run_command
+from mtbench.cli import leaderboard_command, listing, prepare_command, run_command, sweep_command
 from mtbench.errors import MtbenchError
 
 
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     prepare_command.add_parser(commands)
     run_command.add_parser(commands)
     leaderboard_command.add_parser(commands)
+    sweep_command.add_parser(commands)
     listing.add_parsers(commands)
     return parser
 

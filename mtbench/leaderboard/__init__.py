@@ -1,38 +1,40 @@
-"""Leaderboard: run records, their aggregation over seeds, and the generated markdown tables.
+"""Leaderboard: run records, their aggregation over seeds, and the generated tables and figures.
 
 Layout of a leaderboard folder::
 
     results/<benchmark>.jsonl     one JSON record per run (written by the trainer)
+    results/<benchmark>/cosines/  per-step gradient cosines of each run (.npy)
     published/<benchmark>.toml    published rows to show beside the measured ones
     <benchmark>.md                generated table of one benchmark
+    <benchmark>.csv, .json        the same rows as data
+    figures/<benchmark>_*.png     generated figures linked from the markdown
     README.md                     generated index of the benchmarks
+
+docs/leaderboard.md describes the aggregation, delta_m, ranks and checks.
 """
 
 from pathlib import Path
 
 from mtbench.errors import MtbenchError
-from mtbench.io import atomic_write_text
-from mtbench.leaderboard.aggregate import aggregate
-from mtbench.leaderboard.markdown import render_benchmark, render_index
-from mtbench.leaderboard.published import known_published_benchmarks, read_published
-from mtbench.leaderboard.records import RecordWarning, append_record, check_records, known_result_benchmarks, read_records
+from mtbench.leaderboard.checks import check_leaderboard
+from mtbench.leaderboard.outputs import known_benchmarks, write_outputs
+from mtbench.leaderboard.records import RecordWarning, append_record, check_records, finished_runs, read_records
+from mtbench.leaderboard.report import build_report
 
-__all__ = ["RecordWarning", "append_record", "check_records", "known_benchmarks", "read_records", "regenerate"]
-
-
-def known_benchmarks(leaderboard_dir: str | Path) -> list[str]:
-    """Return the sorted names of the benchmarks with a results file or a published file."""
-    return sorted(set(known_result_benchmarks(leaderboard_dir)) | set(known_published_benchmarks(leaderboard_dir)))
-
-
-def _write_index(leaderboard_dir: Path) -> None:
-    benchmarks = known_benchmarks(leaderboard_dir)
-    generated = {benchmark for benchmark in benchmarks if (leaderboard_dir / f"{benchmark}.md").is_file()}
-    atomic_write_text(leaderboard_dir / "README.md", render_index(benchmarks, generated))
+__all__ = [
+    "RecordWarning",
+    "append_record",
+    "check_leaderboard",
+    "check_records",
+    "finished_runs",
+    "known_benchmarks",
+    "read_records",
+    "regenerate",
+]
 
 
 def regenerate(leaderboard_dir: str | Path, benchmark: str) -> str:
-    """Write ``<leaderboard_dir>/<benchmark>.md`` and the index ``README.md``; return the benchmark's markdown.
+    """Write the markdown, CSV, JSON and figures of ``benchmark`` and the index ``README.md``; return the markdown.
 
     Invalid lines of the results file are skipped with a RecordWarning. Raises
     MtbenchError when ``benchmark`` has neither a results file nor a published
@@ -48,16 +50,5 @@ def regenerate(leaderboard_dir: str | Path, benchmark: str) -> str:
             f"Known benchmarks: {listing}."
         )
 
-    records = read_records(leaderboard_dir, benchmark)
-    leaderboard = aggregate(records, benchmark)
-    published = read_published(leaderboard_dir, benchmark)
-    if published is not None and published.metric != leaderboard.selection_metric:
-        raise MtbenchError(
-            f"{published.path} reports '{published.metric}', but the {benchmark} table ranks by '{leaderboard.selection_metric}'. "
-            f"Set metric = \"{leaderboard.selection_metric}\" and store the published values under that name."
-        )
-    text = render_benchmark(leaderboard, published, records)
-
-    atomic_write_text(leaderboard_dir / f"{benchmark}.md", text)
-    _write_index(leaderboard_dir)
-    return text
+    write_outputs(build_report(leaderboard_dir, benchmark))
+    return (leaderboard_dir / f"{benchmark}.md").read_text(encoding="utf-8")

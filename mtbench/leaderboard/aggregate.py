@@ -10,64 +10,30 @@ test.
 """
 
 import json
-import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from mtbench.errors import MtbenchError
+from mtbench.leaderboard.directions import METRIC_DIRECTIONS, metric_direction
+from mtbench.leaderboard.seed_statistics import Statistic, summarize
 from mtbench.metrics.classification import harmonic_mean
+
+__all__ = [
+    "METRIC_DIRECTIONS",
+    "Leaderboard",
+    "Row",
+    "Statistic",
+    "Variant",
+    "aggregate",
+    "metric_direction",
+    "row_label",
+    "summarize",
+]
 
 SELECTION_METRIC = "harmonic_accuracy"
 COSINE_STATISTICS = ("sigma_cos", "mu_cos", "first_epoch_sigma_cos")
 
-# Direction of each known metric. A metric named "<task>_<metric>", such as
-# "left_accuracy" or "depth_rmse", takes the direction of its suffix.
-METRIC_DIRECTIONS = {
-    "accuracy": "higher",
-    "harmonic_accuracy": "higher",
-    "miou": "higher",
-    "pixel_accuracy": "higher",
-    "rmse": "lower",
-    "abs_rel": "lower",
-    "mean_angle_error": "lower",
-    "loss": "lower",
-}
-
 METHOD_TITLES = {"equal": "No reg", "single": "Single task", "cosreg": "CosReg"}
 METHOD_ORDER = ("single", "equal", "cosreg")
-
-
-def metric_direction(name: str) -> str:
-    """Return "higher" or "lower": the direction in which metric ``name`` improves.
-
-    Raises MtbenchError for a metric whose name matches no entry of METRIC_DIRECTIONS.
-    """
-    lowered = name.lower()
-    for known, direction in METRIC_DIRECTIONS.items():
-        if lowered == known or lowered.endswith(f"_{known}"):
-            return direction
-    raise MtbenchError(f"Unknown metric '{name}': its direction is not known. Known metrics: {', '.join(sorted(METRIC_DIRECTIONS))}.")
-
-
-@dataclass(frozen=True)
-class Statistic:
-    """Mean and sample standard deviation (ddof=1) of one quantity over ``count`` seeds.
-
-    ``mean`` is None when no seed has the quantity and ``std`` is None for fewer than two seeds.
-    """
-
-    mean: float | None
-    std: float | None
-    count: int
-
-
-def summarize(values: Iterable[float | None]) -> Statistic:
-    """Return the mean and sample standard deviation of the values that are not None."""
-    present = [float(value) for value in values if value is not None]
-    if not present:
-        return Statistic(None, None, 0)
-    std = statistics.stdev(present) if len(present) > 1 else None
-    return Statistic(statistics.fmean(present), std, len(present))
 
 
 @dataclass(frozen=True)
@@ -143,6 +109,9 @@ class Row:
     row joins the config_ids of its task runs with "+", in task order.
     ``seconds_per_step`` of a joined single-task row is, per seed, the sum over
     its task models, so that it compares with one step of a multi-task model.
+    Its ``peak_memory_mb`` is, per seed, the maximum over its task models,
+    because they were trained one at a time. ``per_seed_test`` contains the
+    test metrics of each seed, which delta_m compares seed by seed.
     """
 
     config_id: str
@@ -162,6 +131,8 @@ class Row:
     seconds_per_step: Statistic
     protocols: list[str]
     dataset_checksums: list[str]
+    peak_memory_mb: Statistic = field(default_factory=lambda: Statistic(None, None, 0))
+    per_seed_test: dict[int, dict[str, float]] = field(default_factory=dict)
     selected: bool = False
 
     @property
@@ -213,10 +184,13 @@ def _configuration_row(records: list[dict]) -> Row:
         seconds_per_step=summarize(record["seconds_per_step"] for record in records),
         protocols=sorted({record["protocol"] for record in records}),
         dataset_checksums=sorted({record["dataset_checksum"] for record in records}),
+        peak_memory_mb=summarize(record.get("peak_memory_mb") for record in records),
+        per_seed_test={record["seed"]: dict(record["test"]) for record in records},
     )
 
 
-def _is_single_task_run(record: dict) -> bool:
+def is_single_task_run(record: dict) -> bool:
+    """Return whether ``record`` trains one single-task model (method "single")."""
     return record["method"] == "single" and len(record["tasks"]) == 1
 
 
@@ -224,7 +198,7 @@ def group_configurations(records: Iterable[dict]) -> list[Row]:
     """Return one row per config_id of the finished multi-task records, in first-seen order."""
     groups: dict[str, list[dict]] = {}
     for record in records:
-        if record["status"] == "finished" and not _is_single_task_run(record):
+        if record["status"] == "finished" and not is_single_task_run(record):
             groups.setdefault(record["config_id"], []).append(record)
     return [_configuration_row(group) for group in groups.values()]
 
@@ -251,7 +225,13 @@ def _join_metrics(task_records: dict[str, dict], tasks: list[str], split: str) -
     return joined
 
 
-def _single_task_setting(record: dict) -> str:
+def _joined_peak_memory(task_records: dict[str, dict], tasks: list[str]) -> float | None:
+    peaks = [task_records[task].get("peak_memory_mb") for task in tasks]
+    return None if any(peak is None for peak in peaks) else max(peaks)
+
+
+def single_task_setting(record: dict) -> str:
+    """Return a key shared by the single-task runs that join into one row: protocol, model and all settings."""
     setting = [record["protocol"], record["model"], record["model_config"], record["train_config"], record["method_config"]]
     return json.dumps(setting, sort_keys=True)
 
@@ -294,6 +274,8 @@ def _joined_row(records: list[dict], tasks: list[str]) -> tuple[Row | None, list
         seconds_per_step=summarize(sum(runs[task]["seconds_per_step"] for task in tasks) for runs in complete.values()),
         protocols=sorted({record["protocol"] for record in joined_records}),
         dataset_checksums=sorted({record["dataset_checksum"] for record in joined_records}),
+        peak_memory_mb=summarize(_joined_peak_memory(runs, tasks) for runs in complete.values()),
+        per_seed_test={seed: _join_metrics(runs, tasks, "test") for seed, runs in complete.items()},
     )
     return row, notes
 
@@ -308,8 +290,8 @@ def join_single_task_runs(records: Iterable[dict], tasks: list[str]) -> tuple[li
     """
     groups: dict[str, list[dict]] = {}
     for record in records:
-        if record["status"] == "finished" and _is_single_task_run(record):
-            groups.setdefault(_single_task_setting(record), []).append(record)
+        if record["status"] == "finished" and is_single_task_run(record):
+            groups.setdefault(single_task_setting(record), []).append(record)
 
     rows: list[Row] = []
     notes: list[str] = []
@@ -356,12 +338,29 @@ def _display_key(row: Row, metric: str) -> tuple:
     return (row.variant.sort_key, 1, (row.config_id,))
 
 
-def aggregate(records: Iterable[dict], benchmark: str, selection_metric: str = SELECTION_METRIC) -> Leaderboard:
+def table_selection_metric(records: Iterable[dict]) -> str:
+    """Return the selection metric of the finished multi-task records, the most frequent one if they differ.
+
+    Ties go to the alphabetically first name; without multi-task records it is SELECTION_METRIC.
+    """
+    counts: dict[str, int] = {}
+    for record in records:
+        if record["status"] == "finished" and len(record["tasks"]) > 1:
+            counts[record["selection_metric"]] = counts.get(record["selection_metric"], 0) + 1
+    if not counts:
+        return SELECTION_METRIC
+    return min(counts, key=lambda name: (-counts[name], name))
+
+
+def aggregate(records: Iterable[dict], benchmark: str, selection_metric: str | None = None) -> Leaderboard:
     """Build the leaderboard of ``benchmark`` from its records (failed ones are counted and left out).
 
-    Rows are ordered by variant, then best validation ``selection_metric`` first.
+    ``selection_metric`` defaults to the one the multi-task records name (see
+    :func:`table_selection_metric`). Rows are ordered by variant, then best
+    validation ``selection_metric`` first.
     """
     records = list(records)
+    selection_metric = selection_metric or table_selection_metric(records)
     tasks = benchmark_tasks(records)
 
     rows = group_configurations(records)

@@ -44,5 +44,5 @@ def conflicting_duplicates(records: list[dict], benchmark: str) -> list[str]:
             continue
         results = json.dumps([record["validation"], record["test"]], sort_keys=True)
         if results_by_run.setdefault(record["run_id"], results) != results:
-            problems.append(f"{benchmark}: run {record['run_id']} has several finished records with different results; keep one.")
+            problems.append(f"{benchmark}: run {record['run_id']} has several finished records with different results; the table uses the last. Delete the lines you do not trust.")
     return problems

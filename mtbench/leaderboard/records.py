@@ -269,8 +269,10 @@ def _parse_results_file(path: Path, benchmark: str) -> tuple[list[dict], list[st
             # Every complete line ends with a newline, so a last line without one
             # comes from a writer that was killed in the middle of a write.
             truncated = index == len(lines) - 1 and isinstance(error, _InvalidJsonLine)
-            reason = "truncated last line (a writer stopped mid-write)" if truncated else str(error)
-            problems.append(f"{path}:{line_number}: skipped: {reason}")
+            if truncated:
+                problems.append(f"{path}:{line_number}: skipped: truncated last line (a writer stopped mid-write). Delete the line and run that run again.")
+            else:
+                problems.append(f"{path}:{line_number}: skipped: {str(error).rstrip('.')}. Records are written by `mtbench run`: delete the line and run that run again.")
     return records, problems
 
 
@@ -298,6 +300,12 @@ def read_records(leaderboard_dir: str | Path, benchmark: str) -> list[dict]:
     return _keep_last_per_run(records)
 
 
+def finished_runs(leaderboard_dir: str | Path, benchmark: str) -> set[tuple[str, int]]:
+    """Return the (config_id, seed) pairs of the valid finished records of ``benchmark``; skip invalid lines silently."""
+    records, _ = _parse_results_file(results_path(leaderboard_dir, benchmark), benchmark)
+    return {(record["config_id"], record["seed"]) for record in records if record["status"] == "finished"}
+
+
 def known_result_benchmarks(leaderboard_dir: str | Path) -> list[str]:
     """Return the sorted names of the benchmarks that have a results file."""
     folder = Path(leaderboard_dir) / "results"
@@ -314,7 +322,10 @@ def _mixed_values_problem(records: list[dict], key: str, benchmark: str) -> str 
         return None
 
     listing = ", ".join(f"{value} ({count} run{'s' if count > 1 else ''})" for value, count in sorted(counts.items()))
-    return f"{benchmark}: finished runs mix several values of {key}: {listing}. Their results are not comparable; rerun the odd ones out."
+    return (
+        f"{benchmark}: finished runs mix several values of {key}: {listing}. Their results are not comparable, and a table has one "
+        f"{key}: rerun the odd ones out with the current benchmark data and mtbench, then delete their old lines."
+    )
 
 
 def _missing_cosines_problems(leaderboard_dir: Path, records: list[dict], benchmark: str) -> list[str]:
@@ -322,7 +333,10 @@ def _missing_cosines_problems(leaderboard_dir: Path, records: list[dict], benchm
     for record in records:
         cosines_file = record.get("cosines_file")
         if cosines_file and not (leaderboard_dir / cosines_file).is_file():
-            problems.append(f"{benchmark}: run {record['run_id']} names the cosines file {cosines_file}, which does not exist in {leaderboard_dir}.")
+            problems.append(
+                f"{benchmark}: run {record['run_id']} names the cosines file {cosines_file}, which does not exist in {leaderboard_dir}. "
+                "Commit the file that `mtbench run` wrote beside the results, or run that run again."
+            )
     return problems
 
 
