@@ -1,77 +1,116 @@
 """Scale-safe Gram matrices, row norms and unit rows of the K x N task-gradient matrix G.
 
-Squaring float32 entries underflows below about 1e-19 and overflows above
-about 1e19. So G G^T is computed on G divided by its largest absolute entry,
-and ||g_k|| on each row divided by its own largest absolute entry. The
-methods that use the Gram matrix either are invariant to that scale or
-multiply it back in float64.
-"""
+In float32 the square of a value below about 1e-19 underflows and the square
+of a value above about 1.8e19 overflows, so G G^T or ||g_k|| taken directly of
+tiny or huge task gradients contains zeros, subnormal numbers or infinities.
+The helpers here divide before they square:
 
-import math
+- :func:`scaled_gradients` and :func:`scaled_gram` divide G by s, its largest
+  absolute entry (s = 1 when G is zero or has no columns). Every entry of
+  G / s lies in [-1, 1], so every entry of its Gram matrix is at most N in
+  absolute value. The callers either compute weights that do not change when
+  G is multiplied by a positive number, or multiply s back in.
+- :func:`row_norms` and :func:`unit_rows` divide each row by its own largest
+  absolute entry, so rows of very different magnitude (1e-30 next to 1e10)
+  are all exact.
+
+A row of G / s whose squared norm is below ``NEGLIGIBLE_SQUARED_NORM`` (a norm
+below about 1.1e-19 s) has Gram entries that are zero or imprecise subnormal
+numbers. With ``zero_negligible_rows=True`` such a row is set to zero, so the
+method counts that task gradient as zero. Otherwise it is kept as it is.
+
+Every helper raises MtbenchError when G contains NaN or infinity, because no
+method can combine such gradients into a finite direction. Methods that call
+:func:`check_finite_gradients` first get a message that names the tasks.
+
+The Gram matrix stays on the device of G. A caller whose solver branches on
+its values moves it to the CPU, because a K x K problem gains nothing from an
+accelerator and every branch would synchronise the device.
+"""
 
 import torch
 
 from mtbench.errors import MtbenchError
 
+# The smallest normal float32 number, about 1.2e-38.
+NEGLIGIBLE_SQUARED_NORM = torch.finfo(torch.float32).tiny
 
-def gradient_scale(gradients: torch.Tensor) -> float:
-    """Return the largest absolute entry of ``gradients``, 0.0 for an all-zero or empty matrix.
 
-    Raises MtbenchError when an entry is NaN or infinite, because no method
-    can combine such gradients into a finite direction.
-    """
-    if gradients.numel() == 0:
-        return 0.0
-    scale = float(gradients.detach().abs().max())
-    if not math.isfinite(scale):
+def check_finite_gradients(gradients: torch.Tensor, tasks: list[str], method: str) -> None:
+    """Raise MtbenchError naming the tasks whose rows of the K x N ``gradients`` contain NaN or infinity."""
+    finite_rows = gradients.isfinite().all(dim=1).tolist()
+    bad_tasks = [task for task, finite in zip(tasks, finite_rows) if not finite]
+    if bad_tasks:
         raise MtbenchError(
-            "The task gradients contain NaN or infinite values, so no update direction can be computed. "
-            "Lower the learning rate, or check the task losses for values that overflow."
+            f"Method '{method}' received NaN or infinite gradients for the tasks {', '.join(bad_tasks)}. "
+            "Lower the learning rate, or check the loss functions of these tasks."
         )
-    return scale
 
 
-def scaled_gram(gradients: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """Return (G_s G_s^T, s) with s the largest absolute entry of G and G_s = G / s, in float32.
+def scaled_gradients(gradients: torch.Tensor, zero_negligible_rows: bool = False) -> tuple[torch.Tensor, float]:
+    """Divide G by s, its largest absolute entry (1 when G is zero or empty), and return (G / s, s).
 
-    The Gram matrix of G itself is s^2 G_s G_s^T. An all-zero G gives a zero
-    matrix and s = 0. Raises MtbenchError when G contains NaN or infinite values.
+    G / s is float32. With ``zero_negligible_rows`` every row of G / s whose
+    squared norm is below ``NEGLIGIBLE_SQUARED_NORM`` is set to zero. Raises
+    MtbenchError when G contains NaN or infinity.
     """
-    scale = gradient_scale(gradients)
-    task_count = gradients.shape[0]
-    if scale == 0.0:
-        return torch.zeros(task_count, task_count, device=gradients.device), 0.0
-    scaled = gradients.detach().float() / scale
+    matrix = gradients.detach().float()
+    if matrix.numel() == 0:
+        return matrix, 1.0
+
+    scaled, scale = _divide_by_largest_entry(matrix)
+    if zero_negligible_rows:
+        negligible = (scaled * scaled).sum(dim=1) < NEGLIGIBLE_SQUARED_NORM
+        scaled = torch.where(negligible[:, None], torch.zeros_like(scaled), scaled)
+    return scaled, float(scale)
+
+
+def scaled_gram(gradients: torch.Tensor, zero_negligible_rows: bool = False) -> tuple[torch.Tensor, float]:
+    """Return (G_s G_s^T, s): the float32 K x K Gram matrix of G_s = G / s, on the device of G, and s.
+
+    The Gram matrix of G itself is s^2 G_s G_s^T. s and ``zero_negligible_rows``
+    are those of :func:`scaled_gradients`, which also lists the errors.
+    """
+    scaled, scale = scaled_gradients(gradients, zero_negligible_rows)
     return scaled @ scaled.T, scale
 
 
-def _rows_over_own_scale(gradients: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return (rows divided by their largest absolute entry, those entries as a K x 1 column), in float32.
-
-    A zero row keeps the scale 0 and stays zero. Each row gets its own scale,
-    so rows of very different magnitude (1e-30 next to 1e10) are all exact.
-    """
-    gradient_scale(gradients)
-    matrix = gradients.detach().float()
-    row_scales = matrix.abs().amax(dim=1, keepdim=True)
-    safe_scales = torch.where(row_scales > 0, row_scales, torch.ones_like(row_scales))
-    return matrix / safe_scales, row_scales
-
-
 def row_norms(gradients: torch.Tensor) -> torch.Tensor:
-    """Return ||g_k|| for every row of ``gradients`` as float32, without underflow or overflow in the squares.
+    """Return ||g_k|| for every row of ``gradients``, in float32.
 
     Raises MtbenchError when an entry is NaN or infinite.
     """
-    scaled, row_scales = _rows_over_own_scale(gradients)
+    scaled, row_scales = _divide_by_largest_entry(gradients.detach().float(), dim=1)
     return torch.linalg.vector_norm(scaled, dim=1) * row_scales[:, 0]
 
 
 def unit_rows(gradients: torch.Tensor) -> torch.Tensor:
-    """Return every row of ``gradients`` divided by its norm, in float32; a zero row stays zero.
+    """Return every row of ``gradients`` divided by its norm, in float32.
 
-    Raises MtbenchError when an entry is NaN or infinite.
+    A zero row stays zero. Raises MtbenchError when an entry is NaN or infinite.
     """
-    scaled, _ = _rows_over_own_scale(gradients)
+    scaled, _ = _divide_by_largest_entry(gradients.detach().float(), dim=1)
     norms = torch.linalg.vector_norm(scaled, dim=1, keepdim=True)
     return torch.where(norms > 0, scaled / norms.clamp_min(torch.finfo(torch.float32).tiny), torch.zeros_like(scaled))
+
+
+def combine_rows(weights: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+    """Return sum_k w_k g_k, a float32 vector of length N on the device of the K x N ``gradients``."""
+    return weights.to(device=gradients.device, dtype=torch.float32) @ gradients.float()
+
+
+def _divide_by_largest_entry(matrix: torch.Tensor, dim: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (matrix / m, m) with m the largest absolute entry of ``matrix``, or of each slice along ``dim``.
+
+    m is 1 where that entry is 0, so a zero matrix or row stays zero. Raises
+    MtbenchError when an entry is NaN or infinite.
+    """
+    largest = matrix.abs().amax() if dim is None else matrix.abs().amax(dim=dim, keepdim=True)
+    # amax propagates NaN, so the largest entries are finite exactly when every entry is.
+    if not bool(largest.isfinite().all()):
+        raise MtbenchError(
+            "The task gradients contain NaN or infinite values, so no update direction can be computed. "
+            "Lower the learning rate, or check the task losses for values that overflow."
+        )
+    scale = torch.where(largest > 0, largest, torch.ones_like(largest))
+    return matrix / scale, scale

@@ -4,7 +4,7 @@ import torch
 from torchjd.aggregation import AlignedMTLWeighting
 
 from mtbench.errors import MtbenchError
-from mtbench.methods._scaled_gramian import check_finite_gradients, combine_rows, scaled_gramian
+from mtbench.methods._gram import check_finite_gradients, combine_rows, scaled_gram
 from mtbench.methods.base import Hyperparameter, StepContext
 from mtbench.methods.gradient_method import GRADIENTS, GradientMethod, weights_logged
 from mtbench.methods.registry import register_method
@@ -82,5 +82,6 @@ class AlignedMTL(GradientMethod):
     def combine(self, gradients: torch.Tensor, context: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
         check_finite_gradients(gradients, self.tasks, self.name)
         weighting = AlignedMTLWeighting(pref_vector=torch.ones(len(self.tasks)), scale_mode=self.scale_mode)
-        weights = weighting(scaled_gramian(gradients))
+        gramian, _ = scaled_gram(gradients)
+        weights = weighting(gramian.cpu())
         return combine_rows(weights, gradients), weights_logged(self.tasks, weights)

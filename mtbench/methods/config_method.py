@@ -3,7 +3,7 @@
 import torch
 from torchjd.aggregation import ConFIG as ConFIGAggregator
 
-from mtbench.methods._gradient_scaling import scaled_gradients
+from mtbench.methods._gram import scaled_gradients
 from mtbench.methods.base import StepContext
 from mtbench.methods.gradient_method import GRADIENTS, GradientMethod
 from mtbench.methods.registry import register_method
@@ -15,14 +15,14 @@ def config_direction(gradients: torch.Tensor) -> torch.Tensor:
     g_u is the unit vector along pinv(U) 1_K, where U contains the unit task
     gradients as rows and 1_K is the vector of K ones. TorchJD's ``ConFIG``
     aggregator computes it from G / s and the result is multiplied by s (see
-    :mod:`mtbench.methods._gradient_scaling`). A zero row has no unit vector
+    :mod:`mtbench.methods._gram`). A zero row has no unit vector
     and gets a zero row in U. When pinv(U) 1_K is zero, as for two opposite
     gradients, g_c is zero.
 
     G = [[1, 0], [-3, 4]] gives g_u = (1, 2) / sqrt(5), cos(g_i, g_u) = 1 / sqrt(5)
     for both tasks, and g_c = (1.2, 2.4).
     """
-    scaled, scale = scaled_gradients(gradients)
+    scaled, scale = scaled_gradients(gradients, zero_negligible_rows=True)
     return ConFIGAggregator()(scaled) * scale
 
 

@@ -6,7 +6,7 @@ import warnings
 import torch
 
 from mtbench.errors import MtbenchError
-from mtbench.methods._gradient_scaling import scaled_gram
+from mtbench.methods._gram import scaled_gram
 from mtbench.methods.base import Hyperparameter, StepContext
 from mtbench.methods.gradient_method import GRADIENTS, GradientMethod, weights_logged
 from mtbench.methods.registry import register_method
@@ -153,6 +153,6 @@ class GradVac(GradientMethod):
         self.register_buffer("cosine_targets", torch.zeros(task_count, task_count))
 
     def combine(self, gradients: torch.Tensor, context: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
-        gram = scaled_gram(gradients)
+        gram, _ = scaled_gram(gradients, zero_negligible_rows=True)
         weights = gradvac_weights(gram, self.cosine_targets, self.beta).to(gradients.device, gradients.dtype)
         return weights @ gradients, weights_logged(self.tasks, weights)

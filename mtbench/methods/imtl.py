@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from mtbench.errors import MtbenchError
-from mtbench.methods._scaled_gramian import check_finite_gradients, combine_rows, scaled_gramian
+from mtbench.methods._gram import check_finite_gradients, combine_rows, scaled_gram
 from mtbench.methods.base import StepContext
 from mtbench.methods.gradient_method import GRADIENTS, GradientMethod, weights_logged
 from mtbench.methods.registry import register_method
@@ -156,7 +156,8 @@ class IMTL(GradientMethod):
 
     def combine(self, gradients: torch.Tensor, context: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
         check_finite_gradients(gradients, self.tasks, self.name)
-        weights, found = imtl_g_weights(scaled_gramian(gradients))
+        gramian, _ = scaled_gram(gradients)
+        weights, found = imtl_g_weights(gramian.cpu())
         if not found and not self._warned_no_weights:
             self._warned_no_weights = True
             warnings.warn(

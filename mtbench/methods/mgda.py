@@ -6,7 +6,7 @@ import torch
 from torchjd.aggregation import MGDAWeighting
 
 from mtbench.errors import MtbenchError
-from mtbench.methods._scaled_gramian import check_finite_gradients, combine_rows, scaled_gramian
+from mtbench.methods._gram import check_finite_gradients, combine_rows, scaled_gram
 from mtbench.methods.base import Hyperparameter, StepContext
 from mtbench.methods.gradient_method import GRADIENTS, GradientMethod, weights_logged
 from mtbench.methods.registry import register_method
@@ -156,7 +156,8 @@ class MGDA(GradientMethod):
 
     def combine(self, gradients: torch.Tensor, context: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
         check_finite_gradients(gradients, self.tasks, self.name)
-        gramian = scaled_gramian(gradients)
+        gramian, _ = scaled_gram(gradients)
+        gramian = gramian.cpu()
         factors = normalization_factors(gramian, context.loss_vector(self.tasks), self.normalization)
         weights = self.min_norm_weights(gramian * torch.outer(factors, factors))
         return combine_rows(weights, gradients), weights_logged(self.tasks, weights)

@@ -3,7 +3,7 @@
 import torch
 from torchjd.aggregation import PCGradWeighting
 
-from mtbench.methods._gradient_scaling import scaled_gram
+from mtbench.methods._gram import scaled_gram
 from mtbench.methods.base import StepContext
 from mtbench.methods.gradient_method import GRADIENTS, GradientMethod, weights_logged
 from mtbench.methods.registry import register_method
@@ -16,13 +16,13 @@ def pcgrad_weights(gradients: torch.Tensor) -> torch.Tensor:
     is a combination of the rows of G, so the sum of the projected gradients
     is a weighted sum of the original ones. TorchJD's ``PCGradWeighting``
     computes the weights from the Gram matrix of G / s (see
-    :mod:`mtbench.methods._gradient_scaling`), which gives the same weights
+    :mod:`mtbench.methods._gram`), which gives the same weights
     as G itself. The order of the other tasks is drawn with ``torch.randperm``
     from the global torch RNG, once per task.
 
     G = [[1, 0], [-0.5, 1]] gives w = (1.5, 1.4) and the direction (0.8, 1.4).
     """
-    gram = scaled_gram(gradients)
+    gram, _ = scaled_gram(gradients, zero_negligible_rows=True)
     return PCGradWeighting()(gram).to(gradients.dtype)
 
 

@@ -4,7 +4,7 @@ import torch
 from torchjd.aggregation import UPGradWeighting
 
 from mtbench.errors import MtbenchError
-from mtbench.methods._scaled_gramian import check_finite_gradients, combine_rows, scaled_gramian
+from mtbench.methods._gram import check_finite_gradients, combine_rows, scaled_gram
 from mtbench.methods.base import StepContext
 from mtbench.methods.gradient_method import GRADIENTS, GradientMethod, weights_logged
 from mtbench.methods.registry import register_method
@@ -29,7 +29,7 @@ class UPGrad(GradientMethod):
     TorchJD's ``UPGradWeighting`` solves them with quadprog on
     M / trace(M) + 1e-4 I, so the weights are exact to about 1e-4, the size
     of that regularisation. mtbench passes it the Gram matrix of G / max |G_ij| (see
-    ``mtbench/methods/_scaled_gramian.py``). That changes no weight, but it
+    ``mtbench/methods/_gram.py``). That changes no weight, but it
     matters: TorchJD 0.18 replaces M by zero when trace(M) < 1e-4, that is
     when the Frobenius norm of G is below 0.01, and then returns the equal
     weights 1/K whatever the gradients.
@@ -68,8 +68,9 @@ class UPGrad(GradientMethod):
 
     def combine(self, gradients: torch.Tensor, context: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
         check_finite_gradients(gradients, self.tasks, self.name)
+        gramian, _ = scaled_gram(gradients)
         try:
-            weights = UPGradWeighting()(scaled_gramian(gradients))
+            weights = UPGradWeighting()(gramian.cpu())
         except ValueError as error:
             raise MtbenchError(
                 f"Method '{self.name}' failed to solve its quadratic programs at training step {context.step}: {error} "
