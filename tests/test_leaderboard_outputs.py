@@ -18,7 +18,8 @@ from mtbench.leaderboard.figures import pearson_correlation
 
 @pytest.fixture
 def leaderboard_dir(tmp_path: Path) -> Path:
-    shutil.copytree(REPOSITORY_LEADERBOARD / "published", tmp_path / "published")
+    (tmp_path / "published").mkdir()
+    shutil.copy(REPOSITORY_LEADERBOARD / "published" / f"{BENCHMARK}.toml", tmp_path / "published")
     return tmp_path
 
 

@@ -22,7 +22,7 @@ def add_parser(commands) -> None:
             "change nothing and list every problem of the records and generated files instead."
         ),
     )
-    parser.add_argument("--benchmark", action="append", default=None, help="benchmark to regenerate (repeatable; default: every benchmark with records)")
+    parser.add_argument("--benchmark", action="append", default=None, help="benchmark to regenerate (repeatable; default: every benchmark with records or published rows)")
     parser.add_argument("--leaderboard-dir", type=Path, default=None, help="leaderboard folder (default: leaderboard/ in the repository)")
     parser.add_argument("--check", action="store_true", help="validate every record and generated file; print one line per problem and exit with status 1 on any")
     parser.add_argument("--render", action="store_true", help="render the tables in the terminal instead of printing the markdown source")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from mtbench.leaderboard.directions import METRIC_DIRECTIONS, metric_direction
 from mtbench.leaderboard.seed_statistics import Statistic, summarize
 from mtbench.metrics.classification import harmonic_mean
+from mtbench.metrics.dense import MEAN_TASK_SCORE, TASK_SCORES
 
 __all__ = [
     "METRIC_DIRECTIONS",
@@ -213,8 +214,19 @@ def benchmark_tasks(records: Iterable[dict]) -> list[str]:
     return tasks
 
 
+def _dense_task_score(metrics: dict[str, float], task: str) -> float | None:
+    """Return the [0, 1] score of a dense task that mean_task_score averages (mIoU, delta1 or within 22.5 degrees), or None."""
+    scores = [metrics[f"{task}_{score}"] for score in TASK_SCORES.values() if f"{task}_{score}" in metrics]
+    return scores[0] if len(scores) == 1 else None
+
+
 def _join_metrics(task_records: dict[str, dict], tasks: list[str], split: str) -> dict[str, float]:
-    """Merge each task's own metrics ("<task>_...") of one seed and add the harmonic accuracy."""
+    """Merge each task's own metrics ("<task>_...") of one seed and add the metrics that combine tasks.
+
+    These are the harmonic accuracy when every task has an accuracy, and the
+    mean task score of the dense evaluator when every task has a dense score,
+    as a multi-task run of the same tasks records them.
+    """
     joined = {}
     for task in tasks:
         joined.update({name: value for name, value in task_records[task][split].items() if name.startswith(f"{task}_")})
@@ -222,6 +234,9 @@ def _join_metrics(task_records: dict[str, dict], tasks: list[str], split: str) -
     accuracies = [joined.get(f"{task}_accuracy") for task in tasks]
     if len(tasks) > 1 and all(accuracy is not None for accuracy in accuracies):
         joined["harmonic_accuracy"] = harmonic_mean(accuracies)
+    scores = [_dense_task_score(joined, task) for task in tasks]
+    if len(tasks) > 1 and all(score is not None for score in scores):
+        joined[MEAN_TASK_SCORE] = sum(scores) / len(scores)
     return joined
 
 
@@ -285,8 +300,9 @@ def join_single_task_runs(records: Iterable[dict], tasks: list[str]) -> tuple[li
 
     For each seed that has a run for every task in ``tasks``, the joined
     metrics are each task's own metrics plus the harmonic mean of the task
-    accuracies, computed per seed before the mean and std over seeds. Seeds
-    missing a task are left out and described in the returned notes.
+    accuracies (classification) or the mean task score (dense tasks),
+    computed per seed before the mean and std over seeds. Seeds missing a task
+    are left out and described in the returned notes.
     """
     groups: dict[str, list[dict]] = {}
     for record in records:

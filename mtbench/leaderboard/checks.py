@@ -14,9 +14,10 @@ Checked per benchmark:
 - the single-task runs that delta_m needs for the seeds of every multi-task
   configuration;
 - a known direction for every test metric, and one selection metric;
-- the published file, if any;
+- the published file, if any: its keys and types, its column metrics, and
+  that its main metric is the table's selection metric;
 - generated files (markdown, CSV, JSON, index, figures) that are missing or
-  out of date with the records.
+  out of date with the records and published rows.
 """
 
 import warnings
@@ -136,13 +137,16 @@ def metric_problems(report: BenchmarkReport) -> list[str]:
 
 
 def stale_output_problems(report: BenchmarkReport) -> list[str]:
-    """Return a problem for each generated file of ``report`` that is missing or differs from what the records give."""
+    """Return a problem for each generated file of ``report`` that is missing or differs from what the records and published rows give."""
     problems = []
     folder = report.leaderboard_dir
     for name, text in render_text_outputs(report).items():
         path = folder / name
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            problems.append(f"{path} is missing or out of date with results/{report.benchmark}.jsonl. Run `mtbench leaderboard` and commit the regenerated files.")
+            problems.append(
+                f"{path} is missing or out of date with results/{report.benchmark}.jsonl and published/{report.benchmark}.toml. "
+                "Run `mtbench leaderboard` and commit the regenerated files."
+            )
     for figure in report.figures:
         path = folder / "figures" / figure.file_name
         if not path.is_file():

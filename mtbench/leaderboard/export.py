@@ -3,7 +3,10 @@
 Numbers are in display units (accuracies in percent, delta_m in percent,
 seconds per training step, peak memory in MiB) and rounded to 8 significant
 digits, so the files change only when the results do. Published rows carry
-``source = "published"`` and the numbers as printed.
+``source = "published"`` and the numbers as printed. A printed column that
+compares with an mtbench metric fills that metric's cells. A printed column
+that matches no metric fills ``published_<key>``, and ``published_<key>_std``
+when some row prints a standard deviation of it.
 """
 
 import csv
@@ -14,7 +17,7 @@ from mtbench.leaderboard.aggregate import COSINE_STATISTICS, Row, Variant
 from mtbench.leaderboard.comparison import RowComparison
 from mtbench.leaderboard.delta_m import DELTA_M_FORMULA, DELTA_M_METRIC_AVERAGED_FORMULA
 from mtbench.leaderboard.formatting import display_scale, round_significant
-from mtbench.leaderboard.published import PublishedRow, PublishedTable
+from mtbench.leaderboard.published import STD_SUFFIX, PublishedRow, PublishedTable
 from mtbench.leaderboard.report import BenchmarkReport
 from mtbench.leaderboard.seed_statistics import Statistic
 
@@ -24,6 +27,8 @@ UNITS = "accuracies and delta_m in percent, seconds_per_step in seconds per trai
 def _metric_order(report: BenchmarkReport) -> list[str]:
     tasks = report.leaderboard.tasks
     names = {name for row in report.leaderboard.rows for name in row.test}
+    if report.published is not None:
+        names.update(metric for metric in report.published.metrics if metric not in COSINE_STATISTICS)
 
     def order(name: str) -> tuple:
         task_index = next((index for index, task in enumerate(tasks) if name.startswith(f"{task}_")), len(tasks))
@@ -37,6 +42,11 @@ def columns(report: BenchmarkReport) -> list[str]:
     names = ["source", "label", "method", "variant", "config_id", "selected", "seeds", "seed_count"]
     for metric in _metric_order(report):
         names += [f"test_{metric}_mean", f"test_{metric}_std", f"test_{metric}_ci95"]
+    published = report.published
+    for column in published.unmapped_columns if published is not None else []:
+        names.append(f"published_{column.key}")
+        if any(column.key + STD_SUFFIX in row.values for row in published.rows):
+            names.append(f"published_{column.key}{STD_SUFFIX}")
     selection = report.leaderboard.selection_metric
     names += [f"validation_{selection}_mean", f"validation_{selection}_std"]
     names += ["delta_m_mean", "delta_m_std", "delta_m_ci95", "delta_m_metric_averaged_mean", "delta_m_metric_averaged_std"]
@@ -85,13 +95,15 @@ def _measured(row: Row, comparison: RowComparison, report: BenchmarkReport) -> d
     return cells
 
 
-def _published(table: PublishedTable, row: PublishedRow, report: BenchmarkReport) -> dict:
+def _published(table: PublishedTable, row: PublishedRow) -> dict:
     cells = {"source": "published", "label": row.label, "method": row.variant.method, "variant": row.variant.label, "seed_count": table.runs}
-    for key, value in row.values.items():
-        base = key.removesuffix("_std")
-        statistic = "std" if key.endswith("_std") else "mean"
-        prefix = base if base in COSINE_STATISTICS else f"test_{base}"
-        cells[f"{prefix}_{statistic}"] = value
+    for column in table.columns:
+        mean, std = row.values.get(column.key), row.values.get(column.key + STD_SUFFIX)
+        if column.metric is None:
+            cells[f"published_{column.key}"], cells[f"published_{column.key}{STD_SUFFIX}"] = mean, std
+            continue
+        prefix = column.metric if column.metric in COSINE_STATISTICS else f"test_{column.metric}"
+        cells[f"{prefix}_mean"], cells[f"{prefix}_std"] = mean, std
     return cells
 
 
@@ -108,7 +120,7 @@ def export_rows(report: BenchmarkReport) -> list[dict]:
     rows = []
     for variant in sorted(set(measured) | set(published), key=lambda variant: variant.sort_key):
         rows += [_measured(row, report.comparison.of(row), report) for row in measured.get(variant, [])]
-        rows += [_published(report.published, row, report) for row in published.get(variant, [])]
+        rows += [_published(report.published, row) for row in published.get(variant, [])]
     return [{name: row.get(name) for name in names} for row in rows]
 
 

@@ -20,8 +20,9 @@ from mtbench.leaderboard.formatting import (
     format_statistic,
     metric_header,
 )
-from mtbench.leaderboard.published import PublishedRow, PublishedTable
+from mtbench.leaderboard.published import PublishedColumn, PublishedRow, PublishedTable
 from mtbench.leaderboard.report import BenchmarkReport
+from mtbench.metrics.dense import MEAN_TASK_SCORE
 
 __all__ = ["format_metric", "format_statistic", "metric_header", "render_benchmark", "render_index"]
 
@@ -48,9 +49,16 @@ def _short_config_id(config_id: str) -> str:
     return "+".join(part[:8] for part in config_id.split("+"))
 
 
-def _task_metrics(leaderboard: Leaderboard) -> list[str]:
-    """Return the test metrics of the selected rows other than the selection metric, task by task."""
-    names = {name for row in leaderboard.selected_rows for name in row.test if name != leaderboard.selection_metric}
+def _task_metrics(report: BenchmarkReport) -> list[str]:
+    """Return the test metrics of the selected rows and of the published columns other than the selection metric, task by task.
+
+    Published columns of gradient-cosine statistics are left out, because those have columns of their own.
+    """
+    leaderboard = report.leaderboard
+    names = {name for row in leaderboard.selected_rows for name in row.test}
+    if report.published is not None:
+        names.update(metric for metric in report.published.metrics if metric not in COSINE_STATISTICS)
+    names.discard(leaderboard.selection_metric)
 
     def order(name: str) -> tuple:
         tasks = leaderboard.tasks
@@ -60,26 +68,30 @@ def _task_metrics(leaderboard: Leaderboard) -> list[str]:
     return sorted(names, key=order)
 
 
+def _unmapped_columns(published: PublishedTable | None) -> list[PublishedColumn]:
+    return published.unmapped_columns if published is not None else []
+
+
 def _measured_cells(row: Row, report: BenchmarkReport, task_metrics: list[str]) -> list[str]:
     metric = report.leaderboard.selection_metric
     comparison = report.comparison.of(row)
     cells = [row.label, "mtbench", f"`{_short_config_id(row.config_id)}`", format_metric(row.test, metric)]
     cells += [format_half_width(row.test.get(metric), metric), str(row.count)]
     cells += [format_metric(row.test, name) for name in task_metrics]
+    cells += ["-" for _ in _unmapped_columns(report.published)]
     cells += [format_delta_m(comparison.delta_m), format_delta_m(comparison.delta_m_metric_averaged), format_rank(comparison.mean_rank)]
     cells += [format_statistic(row.cosine[name], decimals=PLAIN_DECIMALS) for name in COSINE_STATISTICS]
     cells += [format_metric(row.validation, metric), format_seconds(row.seconds_per_step), format_megabytes(row.peak_memory_mb)]
     return cells
 
 
-def _published_cells(table: PublishedTable, row: PublishedRow, task_metrics: list[str]) -> list[str]:
-    mean = table.format_value(row, table.metric)
-    std = table.format_value(row, f"{table.metric}_std")
-    test = mean if mean == "-" or std == "-" else f"{mean} ({std})"
+def _published_cells(table: PublishedTable, row: PublishedRow, selection_metric: str, task_metrics: list[str]) -> list[str]:
+    test = table.format_metric_with_std(row, selection_metric)
     cells = [f"{row.label} (published)", "published", "-", test, "-", str(table.runs) if table.runs is not None else "-"]
-    cells += [table.format_value(row, name) for name in task_metrics]
+    cells += [table.format_metric(row, name) for name in task_metrics]
+    cells += [table.format_value(row, column.key) for column in table.unmapped_columns]
     cells += ["-", "-", "-"]
-    cells += [table.format_value(row, name) for name in COSINE_STATISTICS]
+    cells += [table.format_metric(row, name) for name in COSINE_STATISTICS]
     cells += ["-", "-", "-"]
     return cells
 
@@ -87,9 +99,10 @@ def _published_cells(table: PublishedTable, row: PublishedRow, task_metrics: lis
 def _main_table(report: BenchmarkReport) -> list[str]:
     leaderboard, published = report.leaderboard, report.published
     metric = leaderboard.selection_metric
-    task_metrics = _task_metrics(leaderboard)
+    task_metrics = _task_metrics(report)
     header = ["Method", "Source", "Config", f"Test {metric_header(metric)}", "95% CI (Student t)", "Seeds"]
     header += [f"Test {metric_header(name)}" for name in task_metrics]
+    header += [f"{column.header} (published only)" for column in _unmapped_columns(published)]
     header += [DELTA_M_HEADER, DELTA_M_METRIC_AVERAGED_HEADER, "Mean rank"]
     header += [COSINE_HEADERS[name] for name in COSINE_STATISTICS]
     header += [f"Validation {metric_header(metric)}", "Seconds per step", "Peak memory (MiB)"]
@@ -103,7 +116,7 @@ def _main_table(report: BenchmarkReport) -> list[str]:
     for variant in sorted(set(measured) | set(published_rows), key=lambda variant: variant.sort_key):
         if variant in measured:
             cells.append(_measured_cells(measured[variant], report, task_metrics))
-        cells.extend(_published_cells(published, row, task_metrics) for row in published_rows.get(variant, []))
+        cells.extend(_published_cells(published, row, metric, task_metrics) for row in published_rows.get(variant, []))
     return _table(header, cells)
 
 
@@ -172,6 +185,14 @@ def _delta_m_lines(comparison: Comparison) -> list[str]:
     ]
 
 
+def _single_task_line(selection_metric: str) -> str:
+    if selection_metric == MEAN_TASK_SCORE:
+        combined = "its mean task score is the mean of the per-task scores (mIoU, delta1, within 22.5°) of each seed"
+    else:
+        combined = "its harmonic accuracy is the harmonic mean of the per-task accuracies of each seed"
+    return f"- Single task: one model per task, joined per seed; {combined}, its seconds per step is the sum over the task models and its peak memory the maximum."
+
+
 def _protocol_lines(report: BenchmarkReport) -> list[str]:
     leaderboard = report.leaderboard
     finished = [record for record in report.records if record["status"] == "finished"]
@@ -197,8 +218,7 @@ def _protocol_lines(report: BenchmarkReport) -> list[str]:
         "layer over the training steps; first-epoch σ_cos covers the first epoch only.",
         "- Seconds per step: mean time of one training step (forward, backward, optimiser). Peak memory: CUDA memory "
         "allocated by tensors on a GPU, peak resident set size of the process on a CPU.",
-        "- Single task: one model per task, joined per seed; its harmonic accuracy is the harmonic mean of the per-task "
-        "accuracies of each seed, its seconds per step is the sum over the task models and its peak memory the maximum.",
+        _single_task_line(leaderboard.selection_metric),
     ]
 
     checksums = sorted({record["dataset_checksum"] for record in finished})
@@ -210,15 +230,35 @@ def _protocol_lines(report: BenchmarkReport) -> list[str]:
     return lines
 
 
+def _column_text(column: PublishedColumn) -> str:
+    if column.metric is None:
+        return f"\"{column.header}\" in a column of its own, because it matches no mtbench metric"
+    return f"\"{column.header}\" under test metric {column.metric}"
+
+
 def _published_lines(published: PublishedTable | None) -> list[str]:
     if published is None:
         return []
     runs = f", over {published.runs} runs" if published.runs is not None else ""
     table = f"{published.table} of " if published.table else ""
-    return [
-        f"- Published rows: {table}\"{published.title}\"{runs}, numbers as printed "
-        f"(`published/{published.path.name}`). The published std is printed without a unit."
-    ]
+    std = " The published std is printed without a unit." if published.has_std else ""
+    lines = [f"- Published rows: {table}\"{published.title}\"{runs}, numbers as printed (`published/{published.path.name}`).{std}"]
+
+    # Columns named after their mtbench metric need no explanation.
+    renamed = [column for column in published.columns if column.header != column.metric]
+    if renamed:
+        lines.append(f"- Printed columns: {'; '.join(_column_text(column) for column in renamed)}.")
+    lines += [f"- {column.header} (published): {column.note}" for column in published.columns if column.note]
+    return lines
+
+
+def _no_runs_line(published: PublishedTable | None) -> str:
+    if published is None or published.sweep is None:
+        return "No finished runs yet."
+    return (
+        f"No finished runs yet, so the table shows the published rows only. `mtbench sweep {published.sweep}` trains "
+        "the published configurations, and `mtbench leaderboard` then adds them beside the published rows."
+    )
 
 
 def _figure_lines(report: BenchmarkReport) -> list[str]:
@@ -236,7 +276,7 @@ def render_benchmark(report: BenchmarkReport) -> str:
 
     lines += ["## Test results, configuration selected on validation", ""]
     if not leaderboard.rows:
-        lines += ["No finished runs yet.", ""]
+        lines += [_no_runs_line(report.published), ""]
     lines += _delta_m_lines(report.comparison) + [""]
     lines += _main_table(report) + [""]
 

@@ -3,8 +3,10 @@
 from dataclasses import dataclass
 from pathlib import Path
 
+from mtbench.benchmarks.definition import BenchmarkDefinition
 from mtbench.errors import MtbenchError
-from mtbench.leaderboard.aggregate import Leaderboard, aggregate
+from mtbench.leaderboard.aggregate import COSINE_STATISTICS, Leaderboard, aggregate
+from mtbench.leaderboard.benchmark_metrics import find_definition, recorded_metric_names
 from mtbench.leaderboard.comparison import Comparison, compare
 from mtbench.leaderboard.figures import Figure, FigureData
 from mtbench.leaderboard.published import PublishedTable, read_published
@@ -29,22 +31,51 @@ class BenchmarkReport:
         return self.figure_data.figures()
 
 
-def build_report(leaderboard_dir: str | Path, benchmark: str) -> BenchmarkReport:
-    """Read the records and published rows of ``benchmark`` and compute its leaderboard.
+def _has_multi_task_runs(records: list[dict]) -> bool:
+    return any(record["status"] == "finished" and len(record["tasks"]) > 1 for record in records)
 
-    Invalid lines of the results file are skipped with a RecordWarning.
-    Raises MtbenchError when the published file is invalid or reports another
-    metric than the one the table ranks by.
-    """
-    leaderboard_dir = Path(leaderboard_dir)
-    records = read_records(leaderboard_dir, benchmark)
-    leaderboard = aggregate(records, benchmark)
-    published = read_published(leaderboard_dir, benchmark)
-    if published is not None and published.metric != leaderboard.selection_metric:
+
+def _check_published(published: PublishedTable, leaderboard: Leaderboard, definition: BenchmarkDefinition | None) -> None:
+    """Raise MtbenchError when ``published`` names another main metric than the table's, or a metric the benchmark's runs never record."""
+    benchmark = leaderboard.benchmark
+    if published.metric is not None and published.metric != leaderboard.selection_metric:
         raise MtbenchError(
             f"{published.path} reports '{published.metric}', but the {benchmark} table ranks by '{leaderboard.selection_metric}'. "
             f"Set metric = \"{leaderboard.selection_metric}\" and store the published values under that name."
         )
+    if definition is None:
+        return
+    known = recorded_metric_names(definition) | set(COSINE_STATISTICS)
+    for column in published.columns:
+        if column.metric is not None and column.metric not in known:
+            raise MtbenchError(
+                f"{published.path}: column '{column.key}' compares with metric '{column.metric}', which runs of {benchmark} do not record. "
+                f"Use one of {', '.join(sorted(known))}, or leave 'metric' out when the printed column matches none."
+            )
+
+
+def build_report(leaderboard_dir: str | Path, benchmark: str) -> BenchmarkReport:
+    """Read the records and published rows of ``benchmark`` and compute its leaderboard.
+
+    Without finished multi-task records the selection metric, and without any
+    finished record the tasks, come from the benchmark definition when the
+    repository has one. Invalid lines of the results file are skipped with a
+    RecordWarning. Raises MtbenchError when the published file is invalid,
+    reports another main metric than the one the table ranks by, or maps a
+    column to a metric that the benchmark's runs do not record.
+    """
+    leaderboard_dir = Path(leaderboard_dir)
+    records = read_records(leaderboard_dir, benchmark)
+    definition = find_definition(benchmark)
+    # None lets the multi-task records decide.
+    selection_metric = definition.selection_metric if definition is not None and not _has_multi_task_runs(records) else None
+    leaderboard = aggregate(records, benchmark, selection_metric)
+    if not leaderboard.tasks and definition is not None:
+        leaderboard.tasks = definition.task_names
+
+    published = read_published(leaderboard_dir, benchmark)
+    if published is not None:
+        _check_published(published, leaderboard, definition)
     return BenchmarkReport(
         benchmark=benchmark,
         leaderboard_dir=leaderboard_dir,
