@@ -128,27 +128,42 @@ def _ends_with_newline(path: Path) -> bool:
 def append_json_line(path: str | os.PathLike, record: dict) -> None:
     """Append ``record`` as one JSON line to ``path``.
 
-    The line is written with a single ``write`` call under an exclusive lock
-    and synced to disk, so concurrent writers never interleave or split lines.
+    The line is written under an exclusive lock and synced to disk, so
+    concurrent writers never interleave or split lines. When the write fails
+    (a full disk can take part of the line first), the file is cut back to its
+    previous size, so it never keeps a fragment of this record.
     """
     path = Path(path)
     line = (json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode("utf-8")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "ab") as handle:
+        # Unbuffered, so that after a failed write no buffered bytes are flushed on close.
+        with open(path, "ab", buffering=0) as handle:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             try:
+                size = os.fstat(handle.fileno()).st_size
                 # A writer killed mid-line leaves no final newline: start a new line
                 # so this record is not glued onto the fragment.
-                if os.fstat(handle.fileno()).st_size > 0 and not _ends_with_newline(path):
+                if size > 0 and not _ends_with_newline(path):
                     line = b"\n" + line
-                handle.write(line)
-                handle.flush()
-                os.fsync(handle.fileno())
+                try:
+                    _write_all(handle, line)
+                    os.fsync(handle.fileno())
+                except OSError:
+                    os.ftruncate(handle.fileno(), size)
+                    raise
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
     except OSError as error:
         _raise_for_os_error(error, path)
+
+
+def _write_all(handle, data: bytes) -> None:
+    """Write ``data`` to the unbuffered ``handle``, repeating the call after a short write."""
+    view = memoryview(data)
+    while view:
+        written = handle.write(view)
+        view = view[written:]
 
 
 def check_writable(folder: str | os.PathLike) -> None:

@@ -53,6 +53,16 @@ def run(arguments: argparse.Namespace) -> int:
         raise MtbenchError(f"Invalid --seed {arguments.seed}: use an integer from 0 to 2**32 - 1.")
 
     root = arguments.data_root or data_root()
+    check_data_root(root)
     folder = importlib.import_module(PREPARERS[arguments.benchmark]).prepare(arguments, root, log)
     console.print(f"Prepared {arguments.benchmark} in {folder}")
     return 0
+
+
+def check_data_root(root: Path) -> None:
+    """Raise MtbenchError when the data root exists but is not a folder, before any source is read or downloaded."""
+    if root.exists() and not root.is_dir():
+        raise MtbenchError(
+            f"The data root {root} is a file, not a folder. Pass a folder with --data-root (or set $MTBENCH_DATA), "
+            "or move the file away."
+        )

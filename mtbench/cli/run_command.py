@@ -7,6 +7,7 @@ from pathlib import Path
 from rich.console import Console
 
 from mtbench.cli.help import DefaultsHelpFormatter
+from mtbench.cli.prepare_command import check_data_root
 from mtbench.errors import MtbenchError
 from mtbench.paths import data_root, project_root
 
@@ -32,7 +33,9 @@ def add_parser(commands) -> None:
     )
     parser.add_argument("--plugin", action="append", default=[], type=Path, metavar="FILE", help="Python file that registers extra methods, repeatable")
 
-    parser.add_argument("--seed", type=int, nargs="+", default=[0], help="one or more seeds; each gives its own record (default: 0)")
+    parser.add_argument(
+        "--seed", type=int, nargs="+", action="extend", default=None, help="one or more seeds, repeatable; each gives its own record (default: 0)"
+    )
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the benchmark's, 10 for multidigitmnist)")
     parser.add_argument("--batch-size", type=int, default=None, help="images per training step (default: the benchmark's, 64)")
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the benchmark's, 0.001)")
@@ -73,6 +76,7 @@ def parse_method_parameters(method_class, assignments: list[str]) -> dict:
     """Turn NAME=VALUE strings into typed hyper-parameters, starting from the method's defaults."""
     known = {hyperparameter.name: hyperparameter for hyperparameter in method_class.hyperparameters}
     values = {name: hyperparameter.default for name, hyperparameter in known.items()}
+    assignment_of: dict[str, str] = {}
     for assignment in assignments:
         name, separator, text = assignment.partition("=")
         if not separator:
@@ -80,6 +84,9 @@ def parse_method_parameters(method_class, assignments: list[str]) -> dict:
         if name not in known:
             valid = ", ".join(known) or "none"
             raise MtbenchError(f"Unknown hyper-parameter '{name}' for method '{method_class.name}'. Valid names: {valid}.")
+        if name in assignment_of:
+            raise MtbenchError(f"Conflicting options --param {assignment_of[name]} and --param {assignment}: give '{name}' once.")
+        assignment_of[name] = assignment
         values[name] = _convert(known[name], text)
     for name, value in values.items():
         if isinstance(value, float) and not math.isfinite(value):
@@ -129,10 +136,12 @@ def run(arguments: argparse.Namespace) -> int:
     from mtbench.train.config import RunConfig, TrainConfig
     from mtbench.train.run import run_configuration
 
+    seeds = arguments.seed or [0]
     for name in ("epochs", "batch_size", "lr", "cosine_every"):
         _positive("--" + name.replace("_", "-"), getattr(arguments, name))
-    _check_seeds(arguments.seed)
+    _check_seeds(seeds)
     _check_device(arguments.device)
+    check_data_root(arguments.data_root or data_root())
     for plugin in arguments.plugin:
         load_plugin(plugin)
     benchmark = get_benchmark(arguments.benchmark)
@@ -174,7 +183,7 @@ def run(arguments: argparse.Namespace) -> int:
         model=benchmark.definition.model,
         model_config=model_config,
         train=train,
-        seed=arguments.seed[0],
+        seed=seeds[0],
         device=arguments.device,
         data_root=arguments.data_root or data_root(),
         leaderboard_dir=arguments.leaderboard_dir or project_root() / "leaderboard",
@@ -183,5 +192,5 @@ def run(arguments: argparse.Namespace) -> int:
         resume=arguments.resume,
         deterministic=arguments.deterministic,
     )
-    run_configuration(config, arguments.seed, Console())
+    run_configuration(config, seeds, Console())
     return 0

@@ -46,7 +46,7 @@ from mtbench.data.multidigitmnist_pairs import (
     right_class,
 )
 from mtbench.errors import MtbenchError
-from mtbench.io import atomic_directory, atomic_write_text
+from mtbench.io import atomic_directory, atomic_write_bytes, atomic_write_text
 from mtbench.paths import data_root
 
 GLYPH_SIZE = 28
@@ -313,7 +313,8 @@ def _write_npy(path: Path, array: np.ndarray) -> dict[str, Any]:
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
     payload = buffer.getvalue()
-    path.write_bytes(payload)
+    # atomic_write_bytes syncs the file and turns a failed write, such as on a full disk, into MtbenchError.
+    atomic_write_bytes(path, payload)
     return {
         "sha256": hashlib.sha256(payload).hexdigest(),
         "dtype": str(array.dtype),

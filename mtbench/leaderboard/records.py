@@ -314,7 +314,8 @@ def known_result_benchmarks(leaderboard_dir: str | Path) -> list[str]:
     return sorted(path.stem for path in folder.glob("*.jsonl"))
 
 
-def _mixed_values_problem(records: list[dict], key: str, benchmark: str) -> str | None:
+def mixed_values_problem(records: list[dict], key: str, benchmark: str) -> str | None:
+    """Return the problem when ``records`` carry more than one value of ``key`` (such as the protocol), else None."""
     counts: dict[str, int] = {}
     for record in records:
         counts[record[key]] = counts.get(record[key], 0) + 1
@@ -366,7 +367,7 @@ def check_records(leaderboard_dir: str | Path, benchmark: str | None = None) -> 
 
         finished = [record for record in _keep_last_per_run(records) if record["status"] == "finished"]
         for key in ("protocol", "dataset_checksum"):
-            problem = _mixed_values_problem(finished, key, name)
+            problem = mixed_values_problem(finished, key, name)
             if problem is not None:
                 problems.append(problem)
         problems.extend(_missing_cosines_problems(leaderboard_dir, finished, name))

@@ -10,7 +10,7 @@ from mtbench.leaderboard.benchmark_metrics import find_definition, recorded_metr
 from mtbench.leaderboard.comparison import Comparison, compare
 from mtbench.leaderboard.figures import Figure, FigureData
 from mtbench.leaderboard.published import PublishedTable, read_published
-from mtbench.leaderboard.records import read_records
+from mtbench.leaderboard.records import mixed_values_problem, read_records
 
 
 @dataclass
@@ -60,12 +60,17 @@ def build_report(leaderboard_dir: str | Path, benchmark: str) -> BenchmarkReport
     Without finished multi-task records the selection metric, and without any
     finished record the tasks, come from the benchmark definition when the
     repository has one. Invalid lines of the results file are skipped with a
-    RecordWarning. Raises MtbenchError when the published file is invalid,
+    RecordWarning. Raises MtbenchError when finished records of several
+    protocols share the results file, when the published file is invalid,
     reports another main metric than the one the table ranks by, or maps a
     column to a metric that the benchmark's runs do not record.
     """
     leaderboard_dir = Path(leaderboard_dir)
     records = read_records(leaderboard_dir, benchmark)
+    mixed = mixed_values_problem([record for record in records if record["status"] == "finished"], "protocol", benchmark)
+    if mixed:
+        # One table compares one protocol; writing it over several would mislead its readers.
+        raise MtbenchError(mixed)
     definition = find_definition(benchmark)
     # None lets the multi-task records decide.
     selection_metric = definition.selection_metric if definition is not None and not _has_multi_task_runs(records) else None

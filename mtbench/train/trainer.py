@@ -216,8 +216,12 @@ class Trainer:
         """Report any failure inside the method's code as one MtbenchError naming the method and step."""
         try:
             yield
-        except MtbenchError:
+        except TrainingDiverged:
             raise
+        except MtbenchError as error:
+            if str(error).startswith(f"Method '{self.config.method}'"):
+                raise
+            raise MtbenchError(f"Method '{self.config.method}' failed{where} at training step {self.step}: {error}") from error
         except (Exception, SystemExit) as error:
             raise MtbenchError(
                 f"Method '{self.config.method}' failed{where} at training step {self.step}: "
@@ -325,15 +329,21 @@ class Trainer:
             self.console.print(f"No checkpoint at {self.checkpoint_path}; starting run {self.config.run_id} from epoch 1.")
             return 1, _no_best(), []
 
-        self.model.load_state_dict(state["model"])
-        self.method.load_state_dict(state["method"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler:
-            self.scheduler.load_state_dict(state["scheduler"])
-        self.cosines.load_state(state["cosines"])
-        self.step_seconds = state["step_seconds"].tolist()
-        self.step = state["step"]
-        restore_rng_state(state["rng"], self.generator)
+        try:
+            self.model.load_state_dict(state["model"])
+            self.method.load_state_dict(state["method"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler:
+                self.scheduler.load_state_dict(state["scheduler"])
+            self.cosines.load_state(state["cosines"])
+            self.step_seconds = state["step_seconds"].tolist()
+            self.step = state["step"]
+            restore_rng_state(state["rng"], self.generator)
+        except (KeyError, RuntimeError, ValueError, TypeError) as error:
+            raise MtbenchError(
+                f"The checkpoint {self.checkpoint_path} is incomplete or damaged ({type(error).__name__}: {error}). "
+                "Delete it and run again without --resume to start the run from the beginning."
+            ) from error
         self.console.print(f"Resuming run {self.config.run_id} after epoch {state['epoch']} from {self.checkpoint_path}.")
         return state["epoch"] + 1, state["best"], state["history"]
 
