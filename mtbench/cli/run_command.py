@@ -3,6 +3,7 @@
 import argparse
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -10,6 +11,9 @@ from mtbench.cli.help import DefaultsHelpFormatter
 from mtbench.cli.prepare_command import check_data_root
 from mtbench.errors import MtbenchError
 from mtbench.paths import data_root, project_root
+
+if TYPE_CHECKING:
+    from mtbench.train.config import RunConfig
 
 
 def add_parser(commands) -> None:
@@ -131,10 +135,22 @@ def _check_device(device: str) -> None:
 
 
 def run(arguments: argparse.Namespace) -> int:
+    from mtbench.train.run import run_configuration
+
+    config, seeds = build_run_config(arguments)
+    run_configuration(config, seeds, Console())
+    return 0
+
+
+def build_run_config(arguments: argparse.Namespace) -> tuple["RunConfig", list[int]]:
+    """Check the parsed `mtbench run` arguments and return the run configuration and its seeds.
+
+    Loads the plugins named with ``--plugin``. Raises MtbenchError naming the
+    first invalid option or value.
+    """
     from mtbench.benchmarks import get_benchmark
     from mtbench.methods import get_method, load_plugin
     from mtbench.train.config import RunConfig, TrainConfig
-    from mtbench.train.run import run_configuration
 
     seeds = arguments.seed or [0]
     for name in ("epochs", "batch_size", "lr", "cosine_every"):
@@ -192,5 +208,4 @@ def run(arguments: argparse.Namespace) -> int:
         resume=arguments.resume,
         deterministic=arguments.deterministic,
     )
-    run_configuration(config, seeds, Console())
-    return 0
+    return config, seeds

@@ -13,7 +13,6 @@ missing tasks.
 import contextlib
 import io
 import shlex
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -66,30 +65,6 @@ def spec_arguments(benchmark: str, spec: RunSpec, plugins: tuple[Path, ...]) -> 
     return arguments
 
 
-@contextlib.contextmanager
-def _training_captured() -> Iterator[list]:
-    """Replace `mtbench run`'s training call by one that stores (config, seeds) and trains nothing."""
-    import mtbench.train.run as run_module
-    from mtbench.cli import run_command
-
-    captured: list = []
-
-    def capture(config, seeds, console) -> list:
-        captured.append((config, list(seeds)))
-        return []
-
-    # NOTE: run_command.run imports run_configuration when called; a copy bound at import time is patched too.
-    modules = [module for module in (run_module, run_command) if hasattr(module, "run_configuration")]
-    originals = [module.run_configuration for module in modules]
-    for module in modules:
-        module.run_configuration = capture
-    try:
-        yield captured
-    finally:
-        for module, original in zip(modules, originals):
-            module.run_configuration = original
-
-
 def _describe(spec: RunSpec) -> str:
     settings = [f"{name}={value}" for name, value in {**spec.params, **spec.options}.items()]
     return " ".join([spec.method, *settings])
@@ -98,6 +73,7 @@ def _describe(spec: RunSpec) -> str:
 def _resolve_configuration(definition: SweepDefinition, spec: RunSpec, arguments: list[str]):
     """Return the RunConfig that `mtbench run` builds from ``arguments`` for the spec's first seed."""
     from mtbench.cli.main import build_parser
+    from mtbench.cli.run_command import build_run_config
 
     where = f"{definition.path}: runs[{spec.entry}] ({_describe(spec)})"
     full = [*arguments, "--seed", *(str(seed) for seed in spec.seeds)]
@@ -109,14 +85,11 @@ def _resolve_configuration(definition: SweepDefinition, spec: RunSpec, arguments
         reason = messages.getvalue().strip().splitlines()[-1:] or ["invalid arguments"]
         raise MtbenchError(f"{where} is not a valid `mtbench run`: {reason[0]}. Fix the entry and run the command again.") from error
 
-    with _training_captured() as captured:
-        try:
-            namespace.handler(namespace)
-        except MtbenchError as error:
-            raise MtbenchError(f"{where}: {error}") from error
-    if len(captured) != 1:
-        raise MtbenchError(f"{where}: `mtbench run` did not reach its training step, so the sweep cannot compute the run ids.")
-    return captured[0][0]
+    try:
+        config, _ = build_run_config(namespace)
+    except MtbenchError as error:
+        raise MtbenchError(f"{where}: {error}") from error
+    return config
 
 
 def resolve_runs(definition: SweepDefinition) -> list[SweepRun]:
