@@ -229,7 +229,7 @@ def load_vgg16_bn_imagenet_features() -> dict[str, torch.Tensor]:
     url = imagenet_weights_url()
     path = imagenet_weights_path()
     try:
-        return torch.hub.load_state_dict_from_url(url, model_dir=str(path.parent), map_location="cpu", progress=True, check_hash=True)
+        return torch.hub.load_state_dict_from_url(url, model_dir=str(path.parent), map_location="cpu", progress=True, check_hash=True, weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
         raise MtbenchError(
             f"Cannot load the ImageNet weights of VGG16-bn from {path} or download them from {url} "
