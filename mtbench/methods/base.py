@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from mtbench.errors import MtbenchError
-from mtbench.methods.jacobian import column_positions
+from mtbench.methods.jacobian import column_positions, task_gradients
 
 
 @dataclass(frozen=True)
@@ -84,20 +84,16 @@ class StepContext:
         if self._gradients is not None and (self._gradients_have_graph or not create_graph):
             return self._gradients
 
-        rows = []
         for task, loss in self.task_losses.items():
             if not loss.requires_grad:
                 raise MtbenchError(f"The loss of task '{task}' does not depend on any trainable parameter.")
-            gradients = torch.autograd.grad(
-                loss, self.last_shared_parameters, retain_graph=True, create_graph=create_graph, allow_unused=True
-            )
-            flat = [
-                torch.zeros_like(parameter).flatten() if gradient is None else gradient.flatten()
-                for gradient, parameter in zip(gradients, self.last_shared_parameters)
-            ]
-            rows.append(torch.cat(flat).float())
-
-        self._gradients = self.reduce(torch.stack(rows))
+        gradients, _ = task_gradients(
+            list(self.task_losses.values()),
+            self.last_shared_parameters,
+            representation=self.shared_representation,
+            create_graph=create_graph,
+        )
+        self._gradients = self.reduce(gradients)
         self._gradients_have_graph = create_graph
         return self._gradients
 

@@ -13,7 +13,8 @@ one encoder backward pass instead of K. That is exact for methods whose update
 is a weighted sum of task gradients with weights computed from G (MGDA-UB is
 MGDA in this mode). Methods that change the gradients themselves, such as
 projections, would do something else in representation space, so they refuse
-this mode.
+this mode, unless their publication defines them there (GradDrop acts on the
+gradients of the shared activations).
 """
 
 from typing import ClassVar
@@ -22,7 +23,7 @@ import torch
 
 from mtbench.errors import MtbenchError
 from mtbench.methods.base import Hyperparameter, Method, StepContext
-from mtbench.methods.jacobian import accumulate_gradients, flatten, write_direction
+from mtbench.methods.jacobian import accumulate_gradients, task_gradients, write_direction
 
 GRADIENT_SOURCES = ("parameters", "representation")
 
@@ -93,7 +94,6 @@ class GradientMethod(Method):
         else:
             inputs = list(context.shared_parameters)
 
-        rows = []
         for task, loss in context.task_losses.items():
             if not loss.requires_grad:
                 raise MtbenchError(f"The loss of task '{task}' does not depend on any trainable parameter.")
@@ -101,11 +101,16 @@ class GradientMethod(Method):
                 raise MtbenchError(
                     f"Method '{self.name}' needs the decoder parameters of task '{task}' in the step context."
                 )
-            heads = context.task_parameters[task]
-            gradients = torch.autograd.grad(loss, inputs + heads, retain_graph=True, allow_unused=True)
-            rows.append(flatten(gradients[: len(inputs)], inputs))
-            accumulate_gradients(heads, gradients[len(inputs) :])
-        return context.reduce(torch.stack(rows))
+
+        matrix, head_gradients = task_gradients(
+            list(context.task_losses.values()),
+            inputs,
+            representation=context.shared_representation,
+            task_parameters=[context.task_parameters[task] for task in context.tasks],
+        )
+        for task, gradients in zip(context.tasks, head_gradients):
+            accumulate_gradients(context.task_parameters[task], gradients)
+        return context.reduce(matrix)
 
     def backward(self, context: StepContext) -> dict[str, float]:
         matrix = self.task_gradient_matrix(context)
