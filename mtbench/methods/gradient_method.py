@@ -77,8 +77,10 @@ class GradientMethod(Method):
     def task_gradient_matrix(self, context: StepContext) -> torch.Tensor:
         """Return G and give every decoder the gradient of its own task loss.
 
-        The graph of the losses is kept until the end of the step, because the
-        representation mode propagates the direction back through it.
+        In representation mode the graph of the losses is kept, because the
+        direction is propagated back through it. In parameters mode the last
+        task's backward pass frees it, so a subclass must not backpropagate
+        through the losses after this call.
         """
         if context.tasks != self.tasks:
             raise MtbenchError(
@@ -107,6 +109,7 @@ class GradientMethod(Method):
             inputs,
             representation=context.shared_representation,
             task_parameters=[context.task_parameters[task] for task in context.tasks],
+            keep_graph=self.gradients == "representation",
         )
         for task, gradients in zip(context.tasks, head_gradients):
             accumulate_gradients(context.task_parameters[task], gradients)

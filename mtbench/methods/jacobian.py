@@ -193,6 +193,7 @@ def task_gradients(
     representation: torch.Tensor | None = None,
     task_parameters: Sequence[Sequence[nn.Parameter]] | None = None,
     create_graph: bool = False,
+    keep_graph: bool = True,
 ) -> tuple[torch.Tensor, list[tuple[torch.Tensor | None, ...]]]:
     """Return G, the K x N float32 matrix of d loss_k / d inputs, and each task's gradients of its own parameters.
 
@@ -203,7 +204,9 @@ def task_gradients(
     (None where unused); otherwise it is empty. ``representation`` is the
     shared tensor through which the representation strategies route the
     gradients (see the module documentation). With ``create_graph`` G can be
-    differentiated again. The graph of the losses is kept.
+    differentiated again. The graph of the losses is kept unless
+    ``keep_graph`` is False and the loop strategy runs: then the last backward
+    pass frees it, which lowers the step's peak memory.
 
     Every loss must require gradients (callers check it, to name the task).
     """
@@ -219,7 +222,7 @@ def task_gradients(
             strategy = "loop"
 
     if strategy == "loop":
-        matrix, head_gradients = _loop_gradients(losses, inputs, heads, create_graph)
+        matrix, head_gradients = _loop_gradients(losses, inputs, heads, create_graph, keep_graph)
     else:
         representation_gradients, head_gradients = _representation_gradients(losses, representation, heads, create_graph)
         if inputs_are_representation:
@@ -231,13 +234,18 @@ def task_gradients(
 
 
 def _loop_gradients(
-    losses: list[torch.Tensor], inputs: list[torch.Tensor], heads: list[list[nn.Parameter]], create_graph: bool
+    losses: list[torch.Tensor],
+    inputs: list[torch.Tensor],
+    heads: list[list[nn.Parameter]],
+    create_graph: bool,
+    keep_graph: bool = True,
 ) -> tuple[torch.Tensor, list[tuple[torch.Tensor | None, ...]]]:
     """Return G from one backward pass per task, and each task's head gradients from the same pass."""
     rows = []
     head_gradients = []
-    for loss, parameters in zip(losses, heads):
-        gradients = torch.autograd.grad(loss, inputs + parameters, retain_graph=True, create_graph=create_graph, allow_unused=True)
+    for index, (loss, parameters) in enumerate(zip(losses, heads)):
+        retain = keep_graph or create_graph or index < len(losses) - 1
+        gradients = torch.autograd.grad(loss, inputs + parameters, retain_graph=retain, create_graph=create_graph, allow_unused=True)
         rows.append(gradients[: len(inputs)])
         head_gradients.append(gradients[len(inputs) :])
     return _stack_rows(rows, inputs, create_graph), head_gradients
