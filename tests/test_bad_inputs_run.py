@@ -58,6 +58,12 @@ def only_checkpoint(runs):
     return checkpoint
 
 
+def interrupted_checkpoint(leaderboard, runs):
+    """Return the checkpoint of the run after removing its record, as if the run had been killed before its end."""
+    results_file(leaderboard).write_text("")
+    return only_checkpoint(runs)
+
+
 def write_plugin(tmp_path, source: str):
     plugin = tmp_path / "plugin_method.py"
     plugin.write_text(source)
@@ -179,7 +185,7 @@ def test_nan_loss_in_training(capsys, monkeypatch, tiny_data_root, outputs, tmp_
 
 def test_resume_from_checkpoint_of_another_run(capsys, tiny_data_root, outputs):
     leaderboard, runs = outputs
-    checkpoint = only_checkpoint(runs)
+    checkpoint = interrupted_checkpoint(leaderboard, runs)
     torch.save({**torch.load(checkpoint, weights_only=True), "run_id": "0123456789abcdef"}, checkpoint)
     digest = tree_digest(leaderboard) | tree_digest(runs)
 
@@ -191,7 +197,7 @@ def test_resume_from_checkpoint_of_another_run(capsys, tiny_data_root, outputs):
 @pytest.mark.parametrize("damage", ["truncated", "not a checkpoint"])
 def test_resume_from_corrupt_checkpoint(capsys, tiny_data_root, outputs, damage):
     leaderboard, runs = outputs
-    checkpoint = only_checkpoint(runs)
+    checkpoint = interrupted_checkpoint(leaderboard, runs)
     checkpoint.write_bytes(checkpoint.read_bytes()[:1000] if damage == "truncated" else b"garbage")
     digest = tree_digest(leaderboard) | tree_digest(runs)
 
@@ -211,7 +217,7 @@ def _with_narrow_weights(state: dict) -> dict:
 @pytest.mark.parametrize("damage", [_without_rng, _with_narrow_weights], ids=["missing entry", "wrong tensor shapes"])
 def test_resume_from_incomplete_checkpoint(capsys, tiny_data_root, outputs, damage):
     leaderboard, runs = outputs
-    checkpoint = only_checkpoint(runs)
+    checkpoint = interrupted_checkpoint(leaderboard, runs)
     torch.save(damage(torch.load(checkpoint, weights_only=True)), checkpoint)
     digest = tree_digest(leaderboard) | tree_digest(runs)
 

@@ -17,7 +17,7 @@ def test_multidigitmnist_definition():
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ("epochs = 10", 'epochs = "ten"', "training.epochs = 'ten' must be a positive number"),
+        ("epochs = 12", 'epochs = "twelve"', "training.epochs = 'twelve' must be a positive number"),
         ('optimizer = "adam"', 'optimizer = "sgd"', "'sgd' is not supported"),
         ('selection_metric = "harmonic_accuracy"', 'selection_metric = "foo"', "selection_metric = 'foo'"),
         ('classes = ["0", "2", "4", "6", "8"]', 'classes = ["0"]', "task 'left' needs at least two classes"),

@@ -159,6 +159,11 @@ def test_unknown_split(prepared):
 
 def test_missing_folder_names_prepare_command(tmp_path):
     with pytest.raises(MtbenchError, match="mtbench prepare nyuv2`"):
+        read_dense_manifest(tmp_path / "nyuv2")
+
+
+def test_missing_variant_folder_names_its_resolution(tmp_path):
+    with pytest.raises(MtbenchError, match="mtbench prepare nyuv2 --resolution 288x384`"):
         read_dense_manifest(tmp_path / "nyuv2-288x384")
 
 

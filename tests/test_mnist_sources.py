@@ -271,5 +271,5 @@ def test_torchvision_missing(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torchvision", None)
     monkeypatch.setitem(sys.modules, "torchvision.datasets", None)
 
-    with pytest.raises(MtbenchError, match=r"pip install mtbench\[torchvision\]"):
+    with pytest.raises(MtbenchError, match=r"pip install torchvision"):
         sources.load_mnist(source="torchvision", cache_dir=tmp_path, log=lambda line: None)

@@ -108,3 +108,10 @@ def test_resume_refuses_a_checkpoint_of_another_run(tiny_data_root, tmp_path):
     assert "belongs to run 0123456789abcdef" in errors
     assert "Traceback" not in errors
     assert _records(tmp_path) == []
+
+
+def test_resume_skips_a_run_that_already_has_a_record(uninterrupted, tiny_data_root, tmp_path):
+    _finish(_start(tiny_data_root, tmp_path))
+    _finish(_start(tiny_data_root, tmp_path, "--resume"))
+
+    assert len(_records(tmp_path)) == 1

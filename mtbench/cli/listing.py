@@ -60,8 +60,15 @@ def method_description(method_class: "type[Method]") -> Group:
     grid.add_column(overflow="fold", ratio=1)
     for hyperparameter in method_class.hyperparameters:
         default = f"{hyperparameter.name} = {hyperparameter.default!r} ({hyperparameter.type.__name__})"
-        grid.add_row(Text(default), Text(hyperparameter.help))
+        grid.add_row(Text(default), Text(_help_text(method_class, hyperparameter)))
     return Group(reference, grid)
+
+
+def _help_text(method_class, hyperparameter) -> str:
+    """Return the option's help, narrowed for gradient methods that accept only the shared parameters."""
+    if hyperparameter.name == "gradients" and not getattr(method_class, "supports_representation", True):
+        return "only 'parameters' (the task gradients with respect to the shared parameters): " + method_class.representation_refusal
+    return hyperparameter.help
 
 
 def list_datasets_command(arguments: argparse.Namespace) -> int:

@@ -21,6 +21,10 @@ def build_parser() -> argparse.ArgumentParser:
     leaderboard_command.add_parser(commands)
     sweep_command.add_parser(commands)
     listing.add_parsers(commands)
+    # A misspelt option such as --see must fail, not silently become --seed.
+    parser.allow_abbrev = False
+    for subcommand in commands.choices.values():
+        subcommand.allow_abbrev = False
     return parser
 
 
@@ -41,7 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         print("mtbench: error: out of memory. Use smaller settings (such as --images-per-pair or --batch-size).", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("mtbench: interrupted; the unfinished run wrote no record.", file=sys.stderr)
+        message = "mtbench: interrupted; nothing unfinished was written."
+        if arguments.command == "run":
+            message = (
+                "mtbench: interrupted; the unfinished run wrote no record. "
+                "Run the same command with --resume to continue from its last epoch checkpoint."
+            )
+        print(message, file=sys.stderr)
         return 130
 
 

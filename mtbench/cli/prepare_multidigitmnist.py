@@ -26,6 +26,12 @@ def prepare(arguments: argparse.Namespace, root: Path, log: Callable[[str], None
     from mtbench.data.mnist import load_mnist
     from mtbench.data.multidigitmnist import prepare_multidigitmnist
 
+    if arguments.mnist_folder is not None and not arguments.mnist_folder.is_dir():
+        # A folder the user named must be read, not silently replaced by a download.
+        raise MtbenchError(
+            f"--mnist-folder {arguments.mnist_folder} is not a folder. "
+            "Pass the folder with the four MNIST IDX files, or leave the option out to download MNIST."
+        )
     mnist = load_mnist(arguments.mnist_source, folder=arguments.mnist_folder, cache_dir=download_cache(), log=log)
     return prepare_multidigitmnist(
         mnist, root / "multidigitmnist", seed=arguments.seed, images_per_pair=arguments.images_per_pair, log=log

@@ -40,7 +40,7 @@ def add_parser(commands) -> None:
     parser.add_argument(
         "--seed", type=int, nargs="+", action="extend", default=None, help="one or more seeds, repeatable; each gives its own record (default: 0)"
     )
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the benchmark's, 10 for multidigitmnist)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the benchmark's, 12 for multidigitmnist)")
     parser.add_argument("--batch-size", type=int, default=None, help="images per training step (default: the benchmark's, 64)")
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the benchmark's, 0.001)")
 
@@ -112,6 +112,9 @@ def _convert(hyperparameter, text: str):
         raise MtbenchError(f"Invalid value '{text}' for {hyperparameter.name}: expected {hyperparameter.type.__name__}.") from error
     if isinstance(value, float) and not math.isfinite(value):
         raise MtbenchError(f"Invalid value '{text}' for {hyperparameter.name}: use a finite number.")
+    if isinstance(value, float) and value == 0.0:
+        # -0.0 and 0.0 are one setting and must give one configuration id.
+        value = 0.0
     return value
 
 
@@ -151,6 +154,7 @@ def build_run_config(arguments: argparse.Namespace) -> tuple["RunConfig", list[i
     from mtbench.benchmarks import get_benchmark
     from mtbench.methods import get_method, load_plugin
     from mtbench.train.config import RunConfig, TrainConfig
+    from mtbench.train.trainer import build_method
 
     seeds = arguments.seed or [0]
     for name in ("epochs", "batch_size", "lr", "cosine_every"):
@@ -208,4 +212,7 @@ def build_run_config(arguments: argparse.Namespace) -> tuple["RunConfig", list[i
         resume=arguments.resume,
         deterministic=arguments.deterministic,
     )
+    # Built once here so that a rejected hyper-parameter stops the command before any data is read.
+    checked_tasks = list(config.tasks[:1]) if method_class.single_task else list(config.tasks)
+    build_method(config.method, checked_tasks, config.method_config)
     return config, seeds

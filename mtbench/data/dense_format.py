@@ -79,12 +79,15 @@ def prepare_hint(folder: Path, manifest: Mapping[str, Any] | None = None) -> str
     """Return the sentence that names the command that rebuilds ``folder``.
 
     Without a readable manifest the dataset name is the folder name up to its
-    first '-' (``nyuv2-288x384`` -> ``nyuv2``).
+    first '-', and the rest is the resolution (``nyuv2-288x384`` ->
+    ``mtbench prepare nyuv2 --resolution 288x384``).
     """
     if manifest is not None and isinstance(manifest.get("prepare_command"), str):
         command = manifest["prepare_command"]
     else:
-        command = f"mtbench prepare {Path(folder).name.split('-')[0]}"
+        name, _, variant = Path(folder).name.partition("-")
+        # The only variant folder is the 288x384 resolution of NYUv2.
+        command = f"mtbench prepare {name}" + (f" --resolution {variant}" if variant else "")
     return f"Run `{command}` again to rebuild it."
 
 

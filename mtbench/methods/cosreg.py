@@ -1,7 +1,10 @@
 """CosReg: a penalty on the squared cosines between task gradients."""
 
+import math
+
 import torch
 
+from mtbench.errors import MtbenchError
 from mtbench.methods.base import Hyperparameter, Method, StepContext
 from mtbench.methods.registry import register_method
 from mtbench.metrics.gradient_cosine import normalize_rows
@@ -55,6 +58,8 @@ class CosReg(Method):
 
     def __init__(self, tasks: list[str], lambda_: float = 1.0, scheduled: bool = False) -> None:
         super().__init__(tasks)
+        if not (math.isfinite(float(lambda_)) and float(lambda_) >= 0):
+            raise MtbenchError(f"Invalid CosReg lambda {lambda_}: use a finite number >= 0, such as 1.")
         self.lambda_ = float(lambda_)
         self.scheduled = bool(scheduled)
 

@@ -233,7 +233,7 @@ def load_vgg16_bn_imagenet_features() -> dict[str, torch.Tensor]:
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
         raise MtbenchError(
             f"Cannot load the ImageNet weights of VGG16-bn from {path} or download them from {url} "
-            f"({type(error).__name__}: {error}). Pass the model option pretrained=false to start from random weights, "
+            f"({type(error).__name__}: {error}). Pass --no-pretrained (model option pretrained=false) to start from random weights, "
             f"or download the file on a machine with network access and place it at {path}."
         ) from error
 

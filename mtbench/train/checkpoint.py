@@ -66,8 +66,10 @@ def load_checkpoint(path: Path, run_id: str) -> dict:
     except FileNotFoundError:
         raise
     except Exception as error:
+        # PyTorch's own text runs over many lines and suggests weights_only=False, which mtbench never uses.
+        first_line = (str(error).strip().splitlines() or ["no details"])[0]
         raise MtbenchError(
-            f"Cannot read the checkpoint {path}: {type(error).__name__}: {error}. "
+            f"Cannot read the checkpoint {path}: {type(error).__name__}: {first_line}. "
             "Delete it and run again without --resume to start the run from the beginning."
         ) from error
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:

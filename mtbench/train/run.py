@@ -10,7 +10,7 @@ from rich.console import Console
 from mtbench.benchmarks import get_benchmark
 from mtbench.errors import MtbenchError
 from mtbench.io import atomic_write_bytes, check_appendable, check_writable
-from mtbench.leaderboard import append_record
+from mtbench.leaderboard import append_record, finished_runs
 from mtbench.methods import get_method
 from mtbench.train.config import RunConfig
 from mtbench.train.trainer import Trainer
@@ -49,8 +49,13 @@ def run_configuration(config: RunConfig, seeds: list[int], console: Console) -> 
         # In data-parallel training only the first process reports.
         console = Console(quiet=True)
     records = []
+    finished = finished_runs(config.leaderboard_dir, config.benchmark) if config.resume else set()
     for seed in seeds:
         for model_config in expand_tasks(replace(config, seed=seed)):
+            if (model_config.config_id, model_config.seed) in finished:
+                # Resuming a finished run would append a second record of it.
+                console.print(f"Run {model_config.run_id} (seed {seed}) already has a record; skipped.")
+                continue
             console.print(_run_title(model_config), markup=False, highlight=False)
             trainer = Trainer(model_config, console)
             record = trainer.run()

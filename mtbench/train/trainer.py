@@ -153,15 +153,7 @@ class Trainer:
                 f"Out of memory while building the model with options {config.model_config}. "
                 "Use a smaller --width, --kernel-size or --hidden-units."
             ) from error
-        method_class = get_method(config.method)
-        try:
-            self.method = method_class(self.tasks, **_method_arguments(method_class, config.method_config)).to(self.device)
-        except MtbenchError:
-            raise
-        except TypeError as error:
-            raise MtbenchError(f"Invalid hyper-parameters {config.method_config} for method '{config.method}': {error}.") from error
-        except Exception as error:
-            raise MtbenchError(f"Method '{config.method}' failed to initialise: {type(error).__name__}: {error}.") from error
+        self.method = build_method(config.method, self.tasks, config.method_config).to(self.device)
         self.parameters = list(self.model.parameters()) + list(self.method.parameters())
         self.optimizer = torch.optim.Adam(self.parameters, lr=config.train.learning_rate)
         self.scheduler = None
@@ -409,6 +401,22 @@ class Trainer:
             "git_commit": git_commit(),
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+
+
+def build_method(name: str, tasks: list[str], method_config: dict):
+    """Return an instance of the registered method ``name`` for ``tasks`` with the hyper-parameters ``method_config``.
+
+    Raises MtbenchError naming the method when it rejects a value or fails to initialise.
+    """
+    method_class = get_method(name)
+    try:
+        return method_class(tasks, **_method_arguments(method_class, method_config))
+    except MtbenchError:
+        raise
+    except TypeError as error:
+        raise MtbenchError(f"Invalid hyper-parameters {method_config} for method '{name}': {error}.") from error
+    except Exception as error:
+        raise MtbenchError(f"Method '{name}' failed to initialise: {type(error).__name__}: {error}.") from error
 
 
 def _no_best() -> dict:

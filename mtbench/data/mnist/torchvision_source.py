@@ -27,7 +27,7 @@ def load_torchvision_mnist(cache_dir: Path, log: Callable[[str], None] = print) 
         from torchvision.datasets import MNIST
     # A torchvision built for another torch version fails on import with RuntimeError or OSError.
     except (ImportError, RuntimeError, OSError) as error:
-        raise MtbenchError(f"torchvision cannot be imported ({error}). Run 'pip install mtbench[torchvision]'.") from error
+        raise MtbenchError(f"torchvision cannot be imported ({error}). Install it with 'pip install torchvision', which mtbench lists as a dependency.") from error
 
     log(f"Loading MNIST through torchvision in {root}. torchvision downloads only the files that are missing.")
     try:
