@@ -29,6 +29,11 @@ from mtbench.leaderboard.formatting import display_scale, metric_header
 
 FIGURE_SIZE = (10.0, 4.5)
 DOTS_PER_INCH = 100
+# Width per violin, so that 30 configurations keep readable labels.
+INCHES_PER_VIOLIN = 0.45
+# Matplotlib's default cycle has 10 colours; markers tell apart the labels that share one.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+COLOURS_PER_CYCLE = 10
 FIGURE_NAMES = ("cosine_distribution", "sigma_cos_per_epoch", "first_epoch_sigma_cos")
 
 
@@ -143,48 +148,58 @@ class FigureData:
             "sigma_cos_per_epoch": self._draw_curves,
             "first_epoch_sigma_cos": self._draw_scatter,
         }[figure.name]
-        return _render(draw)
+        width = max(FIGURE_SIZE[0], INCHES_PER_VIOLIN * len(self.cosines)) if figure.name == "cosine_distribution" else FIGURE_SIZE[0]
+        return _render(draw, (width, FIGURE_SIZE[1]))
 
     def _draw_cosines(self, axes) -> None:
         labels = [label for label, _ in self.cosines]
         axes.violinplot([samples for _, samples in self.cosines], showmedians=True, showextrema=False)
-        axes.set_xticks(range(1, len(labels) + 1), labels, rotation=20, ha="right")
+        axes.set_xticks(range(1, len(labels) + 1), labels, rotation=60, ha="right", fontsize="x-small")
         axes.axhline(0.0, color="grey", linewidth=0.8)
         axes.set_ylim(-1.0, 1.0)
         axes.set_ylabel("cosine between task gradients")
         axes.set_title(f"{self.benchmark}: gradient cosines over training steps")
 
     def _draw_curves(self, axes) -> None:
-        for label, epochs, values in self.curves:
-            axes.plot(epochs, values, marker="o", label=label)
+        for index, (label, epochs, values) in enumerate(self.curves):
+            axes.plot(epochs, values, marker=_marker(index), label=label)
         axes.set_xlabel("epoch")
         axes.set_ylabel("σ_cos (mean over seeds)")
         axes.set_title(f"{self.benchmark}: σ_cos per epoch")
-        axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        _legend_beside(axes)
 
     def _draw_scatter(self, axes) -> None:
         scale = display_scale(self.selection_metric)
-        for label in sorted({label for label, _, _ in self.points}):
+        for index, label in enumerate(sorted({label for label, _, _ in self.points})):
             points = [(sigma, score * scale) for point_label, sigma, score in self.points if point_label == label]
-            axes.scatter([sigma for sigma, _ in points], [score for _, score in points], label=label, s=18)
+            axes.scatter([sigma for sigma, _ in points], [score for _, score in points], label=label, s=18, marker=_marker(index))
         correlation = pearson_correlation([sigma for _, sigma, _ in self.points], [score for _, _, score in self.points])
         r_text = "undefined" if correlation is None else f"{correlation:+.2f}"
         axes.set_xlabel("first-epoch σ_cos")
         axes.set_ylabel(f"validation {metric_header(self.selection_metric)}")
-        axes.set_title(f"{self.benchmark}: first-epoch σ_cos vs validation score, Pearson r = {r_text} ({len(self.points)} runs)")
-        axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        axes.set_title(f"{self.benchmark}: first-epoch σ_cos vs validation score\nPearson r = {r_text} over {len(self.points)} runs")
+        _legend_beside(axes)
 
 
-def _render(draw: Callable) -> bytes:
+def _marker(index: int) -> str:
+    return MARKERS[(index // COLOURS_PER_CYCLE) % len(MARKERS)]
+
+
+def _legend_beside(axes) -> None:
+    """Place the legend below the plot, in two columns when it is long; the saved image grows to fit it."""
+    count = len(axes.get_legend_handles_labels()[1])
+    axes.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2 if count > 6 else 1)
+
+
+def _render(draw: Callable, size: tuple[float, float] = FIGURE_SIZE) -> bytes:
     import matplotlib.style
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure as MatplotlibFigure
 
     with matplotlib.style.context("default"):
-        figure = MatplotlibFigure(figsize=FIGURE_SIZE, dpi=DOTS_PER_INCH)
+        figure = MatplotlibFigure(figsize=size, dpi=DOTS_PER_INCH)
         FigureCanvasAgg(figure)
         draw(figure.add_subplot())
-        figure.tight_layout()
         buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=DOTS_PER_INCH, metadata={"Software": None})
+        figure.savefig(buffer, format="png", dpi=DOTS_PER_INCH, metadata={"Software": None}, bbox_inches="tight")
     return buffer.getvalue()
