@@ -160,7 +160,7 @@ def test_empty_mnist_folder(capsys, tmp_path, prepared_root):
 def test_mnist_folder_is_a_file(capsys, idx_folder, prepared_root):
     digest = tree_digest(prepared_root)
     result = prepare_from(capsys, idx_folder / TRAIN_IMAGES, prepared_root)
-    assert_user_error(result, f"MNIST folder {idx_folder / TRAIN_IMAGES} does not exist or is not a folder")
+    assert_user_error(result, f"--mnist-folder {idx_folder / TRAIN_IMAGES} is not a folder")
     assert_dataset_intact(prepared_root, digest)
 
 
