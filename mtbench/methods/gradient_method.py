@@ -1,6 +1,6 @@
 """The base class of gradient-manipulation methods such as MGDA, PCGrad and Nash-MTL.
 
-Such a method sees the task gradients of the shared part of the network as a
+Such a method receives the task gradients of the shared part of the network as a
 K x N float32 matrix G and combines its rows into one update direction for
 the shared parameters. Each task's own decoder receives the gradient of its own
 loss, unweighted, as in TorchJD's ``mtl_backward`` and in LibMTL.

@@ -1,6 +1,6 @@
 """Checkpoints that let an interrupted run continue as if it had never stopped.
 
-A checkpoint holds everything the rest of the run depends on: model, optimiser
+A checkpoint contains everything the rest of the run depends on: model, optimiser
 and method state, the best epoch so far, the history, the cosine diagnostics
 and every random number generator (Python, NumPy, PyTorch's global generator,
 CUDA's and the generator that shuffles batches). It contains only tensors,

@@ -1,6 +1,6 @@
 """Data-parallel training over several processes, started with ``torchrun``.
 
-Every rank holds the whole model, seeded identically, and trains on its share
+Every rank keeps the whole model, seeded identically, and trains on its share
 of each global batch. Multi-task methods are not linear in the task
 gradients, so averaging each rank's update (what a plain
 ``DistributedDataParallel`` wrapper does) would not give the update of the
