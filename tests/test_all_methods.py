@@ -5,10 +5,10 @@ import math
 
 import pytest
 import torch
+from test_trainer import QUIET, make_config, without_timings
 
 from mtbench.methods import get_method, list_methods
 from mtbench.train.trainer import Trainer
-from test_trainer import QUIET, make_config
 
 METHODS = [name for name in list_methods() if not get_method(name).single_task]
 
@@ -26,13 +26,6 @@ class StopsBeforeEpoch(Trainer):
         if epoch == self.stop_at:
             raise Interrupted
         return super().train_epoch(epoch, progress)
-
-
-def _without_timings(record: dict) -> dict:
-    """Drop the fields that measure time, date or memory: they differ between identical runs."""
-    record = {key: value for key, value in record.items() if key not in {"seconds_per_step", "wall_seconds", "created_at", "peak_memory_mb"}}
-    record["history"] = [{key: value for key, value in entry.items() if key != "seconds"} for entry in record["history"]]
-    return record
 
 
 def test_at_least_twenty_methods_are_registered():
@@ -57,7 +50,7 @@ def test_method_trains_two_epochs_and_resumes_exactly(method, tiny_data_root, tm
     resumed = Trainer(dataclasses.replace(interrupted_config, resume=True), QUIET)
     resumed_record = resumed.run()
 
-    assert _without_timings(resumed_record) == _without_timings(record)
+    assert without_timings(resumed_record) == without_timings(record)
     for name, value in straight.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[name]), name
     for name, value in straight.method.state_dict().items():

@@ -15,7 +15,7 @@ import torch.multiprocessing as multiprocessing
 from mtbench.methods import StepContext, get_method
 from mtbench.train.distributed import Distributed, average_gradients, average_rows, global_losses
 
-# Task gradients of each process: rank 0 sees (1, 0) and (0, 1), rank 1 sees (1, 0) and (-1, 1).
+# Task gradients of each process: rank 0 has (1, 0) and (0, 1), rank 1 has (1, 0) and (-1, 1).
 RANK_GRADIENTS = [[(1.0, 0.0), (0.0, 1.0)], [(1.0, 0.0), (-1.0, 1.0)]]
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_trainer import without_timings
 
 RUN = ["run", "--method", "rlw", "--epochs", "3", "--batch-size", "16", "--width", "8", "--hidden-units", "16", "--device", "cpu", "--dropout", "0.25"]
-TIMINGS = {"seconds_per_step", "wall_seconds", "created_at", "peak_memory_mb"}
 
 
 def _arguments(data_root: Path, folder: Path) -> list[str]:
@@ -22,12 +22,6 @@ def _arguments(data_root: Path, folder: Path) -> list[str]:
 def _records(folder: Path) -> list[dict]:
     path = folder / "leaderboard" / "results" / "multidigitmnist.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def _comparable(record: dict) -> dict:
-    record = {key: value for key, value in record.items() if key not in TIMINGS}
-    record["history"] = [{key: value for key, value in entry.items() if key != "seconds"} for entry in record["history"]]
-    return record
 
 
 def _start(data_root: Path, folder: Path, *extra: str) -> subprocess.Popen:
@@ -84,14 +78,14 @@ def test_sigkill_then_resume_gives_the_uninterrupted_record(kill_after_epoch, un
     _finish(_start(tiny_data_root, tmp_path, "--resume"))
 
     (record,) = _records(tmp_path)
-    assert _comparable(record) == _comparable(uninterrupted)
+    assert without_timings(record) == without_timings(uninterrupted)
 
 
 def test_same_seed_gives_the_same_record(uninterrupted, tiny_data_root, tmp_path):
     _finish(_start(tiny_data_root, tmp_path))
 
     (record,) = _records(tmp_path)
-    assert _comparable(record) == _comparable(uninterrupted)
+    assert without_timings(record) == without_timings(uninterrupted)
 
 
 def test_resume_refuses_a_checkpoint_of_another_run(tiny_data_root, tmp_path):
@@ -110,7 +104,7 @@ def test_resume_refuses_a_checkpoint_of_another_run(tiny_data_root, tmp_path):
     assert _records(tmp_path) == []
 
 
-def test_resume_skips_a_run_that_already_has_a_record(uninterrupted, tiny_data_root, tmp_path):
+def test_resume_skips_recorded_run(uninterrupted, tiny_data_root, tmp_path):
     _finish(_start(tiny_data_root, tmp_path))
     _finish(_start(tiny_data_root, tmp_path, "--resume"))
 

@@ -34,6 +34,16 @@ def make_config(data_root: Path, tmp_path: Path, method: str = "equal", method_c
     )
 
 
+TIMING_FIELDS = {"seconds_per_step", "wall_seconds", "created_at", "peak_memory_mb"}
+
+
+def without_timings(record: dict) -> dict:
+    """Return ``record`` without the fields that measure time, date or memory, which differ between identical runs."""
+    record = {key: value for key, value in record.items() if key not in TIMING_FIELDS}
+    record["history"] = [{key: value for key, value in entry.items() if key != "seconds"} for entry in record["history"]]
+    return record
+
+
 def read_records(tmp_path: Path) -> list[dict]:
     path = tmp_path / "leaderboard" / "results" / "multidigitmnist.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()]

@@ -184,7 +184,7 @@ def build_run_config(arguments: argparse.Namespace) -> tuple["RunConfig", list[i
         lr_decay_factor=defaults.get("lr_decay_factor"),
         lr_decay_every=defaults.get("lr_decay_every"),
     )
-    given = {
+    command_line_options = {
         "width": arguments.width,
         "kernel_size": arguments.kernel_size,
         "hidden_units": arguments.hidden_units,
@@ -193,7 +193,7 @@ def build_run_config(arguments: argparse.Namespace) -> tuple["RunConfig", list[i
         "batchnorm": True if arguments.batchnorm else None,
     }
     # Records store every option of the model, the benchmark's defaults included.
-    model_config = benchmark.model_options({name: value for name, value in given.items() if value is not None})
+    model_config = benchmark.model_options({name: value for name, value in command_line_options.items() if value is not None})
     config = RunConfig(
         benchmark=arguments.benchmark,
         protocol=benchmark.definition.protocol,

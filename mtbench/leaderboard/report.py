@@ -61,9 +61,9 @@ def build_report(leaderboard_dir: str | Path, benchmark: str) -> BenchmarkReport
     finished record the tasks, come from the benchmark definition when the
     repository has one. Invalid lines of the results file are skipped with a
     RecordWarning. Raises MtbenchError when finished records of several
-    protocols share the results file, when the published file is invalid,
-    reports another main metric than the one the table ranks by, or maps a
-    column to a metric that the benchmark's runs do not record.
+    protocols share the results file. Also raises it when the published file
+    is invalid, reports another main metric than the one the table ranks by,
+    or maps a column to a metric that the benchmark's runs do not record.
     """
     leaderboard_dir = Path(leaderboard_dir)
     records = read_records(leaderboard_dir, benchmark)

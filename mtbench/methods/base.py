@@ -155,7 +155,7 @@ class Method(nn.Module):
         return logged
 
     def fills_last_shared_gradients(self) -> bool:
-        """Whether backward() caches the last shared layer's task gradients for the cosine diagnostics.
+        """Return whether backward() caches the last shared layer's task gradients for the cosine diagnostics.
 
         When it does not, the trainer takes them itself before backward() on the
         steps it tracks. The default trusts ``uses_task_gradients``.

@@ -5,7 +5,7 @@ K x N float32 matrix G and combines its rows into one update direction for
 the shared parameters. Each task's own decoder receives the gradient of its own
 loss, unweighted, as in TorchJD's ``mtl_backward`` and in LibMTL.
 
-By default G holds gradients with respect to every shared parameter. With
+By default G contains gradients with respect to every shared parameter. With
 ``--param gradients=representation`` it holds gradients with respect to the
 shared representation (the encoder output, one row entry per value in the
 batch), and the combined direction is propagated back through the encoder:

@@ -1,9 +1,10 @@
 """Checkpoints that let an interrupted run continue as if it had never stopped.
 
-A checkpoint contains everything the rest of the run depends on: model, optimiser
-and method state, the best epoch so far, the history, the cosine diagnostics
-and every random number generator (Python, NumPy, PyTorch's global generator,
-CUDA's and the generator that shuffles batches). It contains only tensors,
+A checkpoint contains everything the rest of the run depends on. That is the
+model, optimiser and method state, the best epoch so far, the history and the
+cosine diagnostics. It is also every random number generator: Python's,
+NumPy's, PyTorch's global one, CUDA's and the one that shuffles batches. It
+contains only tensors,
 numbers, strings, lists and dicts, so it loads with
 ``torch.load(weights_only=True)`` and never unpickles arbitrary objects.
 """

@@ -7,7 +7,7 @@ gradients, so averaging each rank's update (what a plain
 global batch. mtbench instead reduces what the methods read:
 
 - each task loss becomes the mean over the global batch, through a
-  differentiable all-reduce, so every rank sees the same losses;
+  differentiable all-reduce, so every rank passes the same losses to the method;
 - task-gradient matrices (the rows G a method combines, or the last shared
   layer's gradients) are averaged over ranks before a method uses them,
   differentiably when the method backpropagates through them (CosReg);

@@ -33,7 +33,7 @@ def use_deterministic_algorithms(enabled: bool) -> None:
 
     On CPU mtbench runs are deterministic without this switch. On CUDA, some
     kernels (atomic adds in convolution and pooling backward passes, cuBLAS
-    workspaces) reorder floating-point sums between runs; the switch replaces
+    workspaces) reorder floating-point sums between runs. The switch replaces
     them with deterministic ones at some cost in speed. cuBLAS reads
     ``CUBLAS_WORKSPACE_CONFIG`` when CUDA starts, so it is set here, before
     any CUDA work, unless the user set it already.
