@@ -5,7 +5,8 @@ their own copies of the same model, from the same initial weights, on the
 same random batches in this one process, interleaved round by round (see
 ``benchmarks/measure.py``). Reports the median step time of each, the ratio
 mtbench / LibMTL (below 1 means mtbench is faster) in wall-clock and CPU
-time, and the peak tensor memory of one step of each.
+time, the FLOPs of one step of each, and the peak tensor memory of one step
+of each, gradients held from the previous step included.
 
 LibMTL is not a dependency of mtbench. Install it outside the repository,
 without its dependencies, and pass the folder:
@@ -38,7 +39,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import format_table, interleaved_timings, machine_line, peak_memory, round_ratio  # noqa: E402
+from measure import count_flops, format_table, interleaved_timings, machine_line, peak_memory, round_ratio, set_up_process  # noqa: E402
 from workloads import WORKLOADS, Workload, train_step  # noqa: E402
 
 from mtbench.methods import get_method  # noqa: E402
@@ -136,6 +137,9 @@ class MtbenchRun:
         batch = self.workload.batches[index % len(self.workload.batches)]
         train_step(self.model, self.method, self.optimizer, self.workload, batch, index, track_cosines=False)
 
+    def modules(self) -> tuple[torch.nn.Module, ...]:
+        return (self.model, self.method)
+
 
 class LibmtlRun:
     def __init__(self, workload: Workload, pair: Pair, weighting_class: type) -> None:
@@ -155,26 +159,30 @@ class LibmtlRun:
         self.weighting.backward(losses, **self.arguments)
         self.optimizer.step()
 
+    def modules(self) -> tuple[torch.nn.Module, ...]:
+        return (self.model, self.weighting)
+
 
 def compare(workload: Workload, pair: Pair, weighting_module: types.ModuleType, arguments: argparse.Namespace) -> list[str]:
     """Return one table row for ``pair``; for a LibMTL class that is missing or fails, the row reports why."""
     weighting_class = getattr(weighting_module, pair.libmtl_class, None)
     if weighting_class is None:
-        return [pair.label, "-", "-", "-", "-", "-", "-", f"LibMTL has no {pair.libmtl_class} weighting; skipped"]
+        return [pair.label, "-", "-", "-", "-", "-", "-", "-", "-", f"LibMTL has no {pair.libmtl_class} weighting; skipped"]
 
     mtbench_run = MtbenchRun(workload, pair)
     libmtl_run = LibmtlRun(workload, pair, weighting_class)
     try:
         libmtl_run.step(0)
     except Exception as error:  # a failure inside LibMTL is a result to report, not a crash
-        return [pair.label, "-", "-", "-", "-", "-", "-", f"LibMTL failed: {type(error).__name__}: {error}"]
+        return [pair.label, "-", "-", "-", "-", "-", "-", "-", "-", f"LibMTL failed: {type(error).__name__}: {error}"]
 
     runs = {"mtbench": mtbench_run, "libmtl": libmtl_run}
     timings = interleaved_timings({name: run.step for name, run in runs.items()}, arguments.rounds, arguments.steps, arguments.warmup)
-    memory = {}
+    memory, flops = {}, {}
     for name, run in runs.items():
-        with peak_memory(torch.device("cpu")) as peak:
-            run.step(0)
+        flops[name] = count_flops(lambda: run.step(0))
+        with peak_memory(torch.device("cpu"), gradients_of=run.modules()) as peak:
+            run.step(1)
         memory[name] = peak["peak_mb"]
 
     return [
@@ -183,6 +191,8 @@ def compare(workload: Workload, pair: Pair, weighting_module: types.ModuleType, 
         f"{timings['libmtl'].median_wall() * 1000:.1f}",
         f"{round_ratio(timings['mtbench'].wall, timings['libmtl'].wall):.2f}",
         f"{round_ratio(timings['mtbench'].cpu, timings['libmtl'].cpu):.2f}",
+        f"{flops['mtbench'] / 1e9:.2f}",
+        f"{flops['libmtl'] / 1e9:.2f}",
         f"{memory['mtbench']:.1f}",
         f"{memory['libmtl']:.1f}",
         "",
@@ -200,7 +210,7 @@ def main() -> None:
     arguments = parser.parse_args()
 
     weighting_module = import_libmtl_weighting(arguments.libmtl_path)
-    torch.set_num_threads(arguments.threads)
+    set_up_process(arguments.threads)
     workload = WORKLOADS[arguments.workload]()
     print(f"{workload.description}; {machine_line()}; LibMTL from {Path(weighting_module.__file__).parent.parent}")
     print(f"{arguments.rounds} rounds of {arguments.steps} steps after {arguments.warmup} warm-up steps, no cosine tracking", flush=True)
@@ -211,6 +221,8 @@ def main() -> None:
         "LibMTL ms/step",
         "mtbench / LibMTL (wall)",
         "mtbench / LibMTL (CPU)",
+        "mtbench GFLOP/step",
+        "LibMTL GFLOP/step",
         "mtbench peak MiB",
         "LibMTL peak MiB",
         "note",

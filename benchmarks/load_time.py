@@ -28,6 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from measure import machine_line, set_up_process  # noqa: E402
 from workloads import cnn_workload, train_step  # noqa: E402
 
 from mtbench.benchmarks.multidigitmnist import MultiDigitMNISTBenchmark  # noqa: E402
@@ -107,8 +108,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="model steps timed for the consumption rate")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (torch.set_num_threads)")
     arguments = parser.parse_args()
-    torch.set_num_threads(arguments.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
+    set_up_process(arguments.threads)
+    print(machine_line())
 
     with tempfile.TemporaryDirectory() as temporary:
         root = arguments.data_root or data_root()

@@ -18,8 +18,18 @@ measured block (a ``TorchDispatchMode``) and frees it from the count when
 the storage is released. Its peak is the largest total of live storages
 created in the block: activations, gradients, optimiser updates. It leaves
 out tensors that existed before the block (parameters, optimiser state from
-earlier steps, the batch) and scratch memory inside kernels. On CUDA the
-scripts report ``torch.cuda.max_memory_allocated`` instead.
+earlier steps, the batch) and scratch memory inside kernels, except the
+parameters' gradients from the previous step (``gradients_of``).
+A trainer that zeroes gradients in place keeps them through the step, and one
+that sets them to None frees them and allocates new ones, so both count them
+once. On CUDA the scripts report ``torch.cuda.max_memory_allocated`` instead.
+
+FLOPs. :func:`count_flops` counts the floating-point operations of one step
+with ``torch.utils.flop_counter.FlopCounterMode``: matrix products and
+convolutions, forward and backward, double backward included (a
+multiply-add counts as 2). Elementwise operations are left out. Two
+implementations of the same step with the same count can differ in time only
+through overheads, not through the arithmetic.
 
 Counts. :class:`BackwardCounter` counts calls of ``torch.autograd.grad`` and
 ``torch.autograd.backward`` (``Tensor.backward`` calls the latter), and, with
@@ -31,13 +41,18 @@ batched vector-Jacobian product over K tasks counts once.
 import statistics
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
+from torch.utils.flop_counter import FlopCounterMode
+
+from mtbench.train.allocator import keep_freed_memory
+
+_allocator = {"tuned": False}
 
 
 @dataclass
@@ -103,20 +118,31 @@ def round_ratio(candidate: list[list[float]], reference: list[list[float]]) -> f
 class PeakTensorMemory(TorchDispatchMode):
     """Track the bytes of tensor storages created by PyTorch operators inside the ``with`` block.
 
+    An operator's output that shares the storage of one of its inputs (an
+    in-place update such as Adam's, or a view) is not a new storage and does
+    not count.
+
     ``peak_bytes`` is the largest total of such storages alive at once. The
-    tracking costs Python work per operator, so it runs in untimed steps.
+    storages of the tensors in ``held`` count too, from the start until they
+    are released. The tracking costs Python work per operator, so it runs in
+    untimed steps.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, held: list[torch.Tensor] = ()) -> None:
         super().__init__()
         self.live_bytes = 0
         self.peak_bytes = 0
         self._sizes: dict[int, int] = {}
+        for tensor in held:
+            self._record(tensor)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        result = func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        # In-place operations and views return the storage of an input; only new storages count.
+        inputs = {value.untyped_storage().data_ptr() for value in tree_flatten((args, kwargs))[0] if isinstance(value, torch.Tensor)}
+        result = func(*args, **kwargs)
         for value in tree_flatten(result)[0]:
-            if isinstance(value, torch.Tensor):
+            if isinstance(value, torch.Tensor) and value.untyped_storage().data_ptr() not in inputs:
                 self._record(value)
         return result
 
@@ -135,26 +161,42 @@ class PeakTensorMemory(TorchDispatchMode):
         self.live_bytes -= self._sizes.pop(key, 0)
 
 
+def _gradients(modules: Iterable[torch.nn.Module]) -> list[torch.Tensor]:
+    return [parameter.grad for module in modules for parameter in module.parameters() if parameter.grad is not None]
+
+
 @contextmanager
-def peak_memory(device: torch.device) -> Iterator[dict[str, float]]:
+def peak_memory(device: torch.device, gradients_of: Iterable[torch.nn.Module] = ()) -> Iterator[dict[str, float]]:
     """Yield a dict whose ``"peak_mb"`` is set, after the block, to the block's peak tensor memory in MiB.
 
-    On CUDA it is ``torch.cuda.max_memory_allocated`` minus the memory
-    allocated before the block; elsewhere :class:`PeakTensorMemory`'s peak.
+    The gradients that the parameters of the modules in ``gradients_of`` hold
+    when the block starts count while they stay alive. On CUDA the peak is
+    ``torch.cuda.max_memory_allocated`` minus the memory allocated before the
+    block, plus the bytes of those gradients; elsewhere it is
+    :class:`PeakTensorMemory`'s peak.
     """
     result: dict[str, float] = {}
     if device.type == "cuda":
+        storages = {gradient.untyped_storage().data_ptr(): gradient.untyped_storage().nbytes() for gradient in _gradients(gradients_of)}
         torch.cuda.synchronize(device)
-        before = torch.cuda.memory_allocated(device)
+        before = torch.cuda.memory_allocated(device) - sum(storages.values())
         torch.cuda.reset_peak_memory_stats(device)
         yield result
         torch.cuda.synchronize(device)
         result["peak_mb"] = (torch.cuda.max_memory_allocated(device) - before) / 2**20
         return
-    tracker = PeakTensorMemory()
+    # The tracker keeps no reference to the gradients, so a trainer that sets them to None frees them.
+    tracker = PeakTensorMemory(_gradients(gradients_of))
     with tracker:
         yield result
     result["peak_mb"] = tracker.peak_bytes / 2**20
+
+
+def count_flops(function: Callable[[], object]) -> int:
+    """Return the floating-point operations of matrix products and convolutions in ``function()``."""
+    with FlopCounterMode(display=False) as counter:
+        function()
+    return counter.get_total_flops()
 
 
 class BackwardCounter:
@@ -196,7 +238,14 @@ def format_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def set_up_process(threads: int) -> None:
+    """Use ``threads`` intra-op threads and, as ``mtbench run`` does on the CPU, keep freed memory in the C allocator."""
+    torch.set_num_threads(threads)
+    _allocator["tuned"] = keep_freed_memory()
+
+
 def machine_line() -> str:
-    """Return torch's version, its thread count and the device, for the header of a result table."""
+    """Return torch's version, its thread count, the device and the allocator setting, for the header of a result table."""
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
-    return f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {device}"
+    allocator = "keeps freed memory" if _allocator["tuned"] else "default settings"
+    return f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {device}, C allocator: {allocator}"

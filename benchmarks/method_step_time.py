@@ -7,7 +7,8 @@ every ratio is a median over rounds of per-round ratios to equal weighting.
 Cosine tracking runs every step, as with the trainer's default
 ``--cosine-every 1``; equal weighting is also timed without it. After the
 timed rounds, one more step per method is run to count autograd calls and
-backward passes through the encoder, and one to measure peak tensor memory.
+backward passes through the encoder, one to count FLOPs, and one to measure
+peak tensor memory.
 
     python benchmarks/method_step_time.py --workload cnn
     python benchmarks/method_step_time.py --workload segnet --rounds 6
@@ -23,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import BackwardCounter, format_table, interleaved_timings, machine_line, peak_memory, round_ratio  # noqa: E402
+from measure import BackwardCounter, count_flops, format_table, interleaved_timings, machine_line, peak_memory, round_ratio, set_up_process  # noqa: E402
 from workloads import WORKLOADS, Workload, train_step  # noqa: E402
 
 from mtbench.methods import get_method, list_methods  # noqa: E402
@@ -69,7 +70,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (torch.set_num_threads)")
     arguments = parser.parse_args()
 
-    torch.set_num_threads(arguments.threads)
+    set_up_process(arguments.threads)
     workload = WORKLOADS[arguments.workload]()
     runs = {name: MethodRun(workload, name, track_cosines=True) for name in multi_task_methods(arguments.methods)}
     runs[UNTRACKED_REFERENCE] = MethodRun(workload, REFERENCE, track_cosines=False)
@@ -81,12 +82,14 @@ def main() -> None:
     device = torch.device("cpu")
     memory: dict[str, float] = {}
     counts: dict[str, BackwardCounter] = {}
+    flops: dict[str, int] = {}
     for name, run in runs.items():
         with BackwardCounter(run.model.shared_parameters()[0]) as counter:
             run.step(0)
         counts[name] = counter
-        with peak_memory(device) as peak:
-            run.step(1)
+        flops[name] = count_flops(lambda: run.step(1))
+        with peak_memory(device, gradients_of=(run.model, run.method)) as peak:
+            run.step(2)
         memory[name] = peak["peak_mb"]
 
     reference = timings[REFERENCE]
@@ -97,6 +100,8 @@ def main() -> None:
         "ratio to equal (wall)",
         "ratio to equal (CPU)",
         "ratio to untracked equal (CPU)",
+        "GFLOP/step",
+        "FLOP ratio to equal",
         "peak MiB",
         "memory ratio to equal",
         "autograd calls",
@@ -111,6 +116,8 @@ def main() -> None:
                 f"{round_ratio(timings[name].wall, reference.wall):.2f}",
                 f"{round_ratio(timings[name].cpu, reference.cpu):.2f}",
                 f"{round_ratio(timings[name].cpu, untracked.cpu):.2f}",
+                f"{flops[name] / 1e9:.2f}",
+                f"{flops[name] / flops[REFERENCE]:.2f}",
                 f"{memory[name]:.1f}",
                 f"{memory[name] / memory[REFERENCE]:.2f}",
                 str(counts[name].autograd_calls),

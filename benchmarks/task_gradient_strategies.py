@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import format_table, interleaved_timings, machine_line, peak_memory, round_ratio  # noqa: E402
+from measure import format_table, interleaved_timings, machine_line, peak_memory, round_ratio, set_up_process  # noqa: E402
 from workloads import WORKLOADS, Workload, train_step  # noqa: E402
 
 from mtbench.methods import StepContext, get_method  # noqa: E402
@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (torch.set_num_threads)")
     arguments = parser.parse_args()
 
-    torch.set_num_threads(arguments.threads)
+    set_up_process(arguments.threads)
     workload = WORKLOADS[arguments.workload]()
     print(f"{workload.description}; {machine_line()}")
     print(f"{arguments.rounds} rounds of {arguments.steps} steps after {arguments.warmup} warm-up steps\n")

@@ -119,6 +119,7 @@ def train_step(
 ) -> dict[str, float]:
     """Train ``model`` on ``batch`` with ``method`` as ``Trainer.train_step`` does, and return the logged values."""
     inputs, targets = batch
+    optimizer.zero_grad(set_to_none=True)
     representation, outputs = model(inputs)
     task_losses = {task: workload.task_loss(task, outputs[task], targets[task]) for task in workload.tasks}
 
@@ -134,7 +135,6 @@ def train_step(
     if track_cosines and not method.fills_last_shared_gradients():
         context.last_shared_task_gradients(create_graph=False)
 
-    optimizer.zero_grad(set_to_none=True)
     logged = method.backward(context)
     optimizer.step()
     with torch.no_grad():

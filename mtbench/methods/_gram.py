@@ -71,8 +71,18 @@ def scaled_gram(gradients: torch.Tensor, zero_negligible_rows: bool = False) -> 
     The Gram matrix of G itself is s^2 G_s G_s^T. s and ``zero_negligible_rows``
     are those of :func:`scaled_gradients`, which also lists the errors.
     """
-    scaled, scale = scaled_gradients(gradients, zero_negligible_rows)
-    return scaled @ scaled.T, scale
+    matrix = gradients.detach().float()
+    if matrix.numel() == 0:
+        return matrix @ matrix.T, 1.0
+
+    scaled, scale = _divide_by_largest_entry(matrix)
+    gram = scaled @ scaled.T
+    del scaled
+    if zero_negligible_rows:
+        # The diagonal holds the squared row norms, so zeroing a negligible row of G / s zeroes its row and column here.
+        kept = (torch.diagonal(gram) >= NEGLIGIBLE_SQUARED_NORM).to(gram.dtype)
+        gram = gram * kept[:, None] * kept[None, :]
+    return gram, float(scale)
 
 
 def row_norms(gradients: torch.Tensor) -> torch.Tensor:
@@ -105,7 +115,11 @@ def _divide_by_largest_entry(matrix: torch.Tensor, dim: int | None = None) -> tu
     m is 1 where that entry is 0, so a zero matrix or row stays zero. Raises
     MtbenchError when an entry is NaN or infinite.
     """
-    largest = matrix.abs().amax() if dim is None else matrix.abs().amax(dim=dim, keepdim=True)
+    if dim is None:
+        # Two reductions instead of matrix.abs().amax(), which would copy the whole matrix.
+        largest = torch.maximum(matrix.amax(), -matrix.amin())
+    else:
+        largest = matrix.abs().amax(dim=dim, keepdim=True)
     # amax propagates NaN, so the largest entries are finite exactly when every entry is.
     if not bool(largest.isfinite().all()):
         raise MtbenchError(

@@ -25,6 +25,7 @@ from mtbench.benchmarks.base import SplitTensors
 from mtbench.errors import MtbenchError
 from mtbench.methods import StepContext, get_method
 from mtbench.metrics.gradient_cosine import CosineTracker, pairwise_cosines
+from mtbench.train.allocator import keep_freed_memory
 from mtbench.train.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from mtbench.train.config import RunConfig
 from mtbench.train.distributed import (
@@ -126,6 +127,8 @@ class Trainer:
         self.config = config
         use_deterministic_algorithms(config.deterministic)
         self.device = resolve_device(config.device)
+        if self.device.type == "cpu":
+            keep_freed_memory()
         self.distributed = from_environment(self.device)
         if self.distributed.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.distributed.local_rank)
@@ -169,6 +172,8 @@ class Trainer:
 
     def train_step(self, inputs: torch.Tensor, targets: dict[str, torch.Tensor], epoch: int, global_count: int = 0) -> dict[str, float]:
         """Train on one batch; ``global_count`` is the size of the global batch in data-parallel training."""
+        # Freed before the forward pass, so the previous step's gradients do not add to this step's activations.
+        self.optimizer.zero_grad(set_to_none=True)
         representation, outputs = self.model(inputs)
         task_losses = {task: self.benchmark.task_loss(task, outputs[task], targets[task]) for task in self.tasks}
         if self.distributed.enabled:
@@ -190,7 +195,6 @@ class Trainer:
             # Taken before backward() frees the graph; no second-order graph is built.
             context.last_shared_task_gradients(create_graph=False)
 
-        self.optimizer.zero_grad(set_to_none=True)
         logged = self._method_backward(context)
         average_gradients(self.parameters, self.distributed)
         _check_gradients(self.parameters, logged, self.step, self.config.method)
