@@ -5,6 +5,7 @@ Layout of a leaderboard folder::
     results/<benchmark>.jsonl     one JSON record per run (written by the trainer)
     results/<benchmark>/cosines/  per-step gradient cosines of each run (.npy)
     published/<benchmark>.toml    published rows to show beside the measured ones
+    step_costs/<benchmark>.json   benchmark-measured step costs of the configurations (optional)
     <benchmark>.md                generated table of one benchmark
     <benchmark>.csv, .json        the same rows as data
     figures/<benchmark>_*.png     generated figures linked from the markdown

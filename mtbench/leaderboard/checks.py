@@ -16,6 +16,8 @@ Checked per benchmark:
 - a known direction for every test metric, and one selection metric;
 - the published file, if any: its keys and types, its column metrics, and
   that its main metric is the table's selection metric;
+- the step-cost file, if any: its keys and types, and an entry for every
+  configuration of the selected rows;
 - generated files (markdown, CSV, JSON, index, figures) that are missing or
   out of date with the records and published rows.
 """
@@ -30,6 +32,7 @@ from mtbench.leaderboard.outputs import render_index_for, render_text_outputs
 from mtbench.leaderboard.published import published_path
 from mtbench.leaderboard.records import RecordWarning, check_records, results_path
 from mtbench.leaderboard.report import BenchmarkReport, build_report
+from mtbench.leaderboard.step_costs import STEP_COSTS_FOLDER
 
 
 def _seeds_text(seeds: list[int]) -> str:
@@ -136,16 +139,42 @@ def metric_problems(report: BenchmarkReport) -> list[str]:
     return problems
 
 
+def missing_step_cost_problems(report: BenchmarkReport) -> list[str]:
+    """Return a problem for each selected row whose configuration, or one of whose task models, has no entry in the step-cost file."""
+    step_costs = report.step_costs
+    if step_costs is None:
+        return []
+    problems = []
+    for row in report.leaderboard.selected_rows:
+        missing = step_costs.missing_config_ids(row.config_id)
+        if not missing:
+            continue
+        configs = "configs" if len(missing) > 1 else "config"
+        parts = "" if missing == [row.config_id] else f" for task model {configs} {', '.join(missing)}"
+        problems.append(
+            f"{report.benchmark}: {row.label} (config {row.config_id}) has no entry{parts} in {step_costs.path}, so its benchmark "
+            f"step-cost columns show \"-\". Rerun `{step_costs.command}`, then `mtbench leaderboard`, and commit the regenerated files."
+        )
+    return problems
+
+
+def _input_files_text(report: BenchmarkReport) -> str:
+    benchmark = report.benchmark
+    inputs = [f"results/{benchmark}.jsonl", f"published/{benchmark}.toml"]
+    if report.step_costs is not None:
+        inputs.append(f"{STEP_COSTS_FOLDER}/{benchmark}.json")
+    return ", ".join(inputs[:-1]) + " and " + inputs[-1]
+
+
 def stale_output_problems(report: BenchmarkReport) -> list[str]:
-    """Return a problem for each generated file of ``report`` that is missing or differs from what the records and published rows give."""
+    """Return a problem for each generated file of ``report`` that is missing or differs from what the records, published rows and step costs give."""
     problems = []
     folder = report.leaderboard_dir
     for name, text in render_text_outputs(report).items():
         path = folder / name
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             problems.append(
-                f"{path} is missing or out of date with results/{report.benchmark}.jsonl and published/{report.benchmark}.toml. "
-                "Run `mtbench leaderboard` and commit the regenerated files."
+                f"{path} is missing or out of date with {_input_files_text(report)}. Run `mtbench leaderboard` and commit the regenerated files."
             )
     for figure in report.figures:
         path = folder / "figures" / figure.file_name
@@ -169,6 +198,7 @@ def _benchmark_problems(folder: Path, benchmark: str) -> list[str]:
     problems += incomplete_single_task_problems(report.leaderboard, report.records)
     problems += missing_baseline_problems(report)
     problems += metric_problems(report)
+    problems += missing_step_cost_problems(report)
     problems += stale_output_problems(report)
     return problems
 

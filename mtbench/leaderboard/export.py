@@ -2,7 +2,9 @@
 
 Numbers are in display units (accuracies in percent, delta_m in percent,
 seconds per training step, peak memory in MiB) and rounded to 8 significant
-digits, so the files change only when the results do. Published rows carry
+digits, so the files change only when the results do. With a step-cost file
+(see :mod:`step_costs`) each configuration also gets its benchmark-measured
+``step_cost_ratio_cpu`` and ``step_cost_gflop_per_step``. Published rows carry
 ``source = "published"`` and the numbers as printed. A printed column that
 compares with an mtbench metric fills that metric's cells. A printed column
 that matches no metric fills ``published_<key>``, and ``published_<key>_std``
@@ -20,8 +22,15 @@ from mtbench.leaderboard.formatting import display_scale, round_significant
 from mtbench.leaderboard.published import STD_SUFFIX, PublishedRow, PublishedTable
 from mtbench.leaderboard.report import BenchmarkReport
 from mtbench.leaderboard.seed_statistics import Statistic
+from mtbench.leaderboard.step_costs import STEP_COSTS_FOLDER, StepCosts, reference_label
 
 UNITS = "accuracies and delta_m in percent, seconds_per_step in seconds per training step, peak_memory_mb in MiB"
+STEP_COST_COLUMNS = ["step_cost_ratio_cpu", "step_cost_gflop_per_step"]
+STEP_COST_DEFINITION = (
+    "step_cost_ratio_cpu is the CPU time of one training step divided by that of the reference configuration, timed "
+    "interleaved in one process; step_cost_gflop_per_step counts the floating-point operations of matrix products and "
+    "convolutions in one step, forward and backward, in 1e9; a joined single-task row sums both over its task models"
+)
 
 
 def _metric_order(report: BenchmarkReport) -> list[str]:
@@ -54,7 +63,7 @@ def columns(report: BenchmarkReport) -> list[str]:
     for statistic in COSINE_STATISTICS:
         names += [f"{statistic}_mean", f"{statistic}_std"]
     names += ["seconds_per_step_mean", "peak_memory_mb_mean"]
-    return names
+    return names + (STEP_COST_COLUMNS if report.step_costs is not None else [])
 
 
 def _statistic_cells(prefix: str, statistic: Statistic | None, scale: float = 1.0, with_ci: bool = True) -> dict:
@@ -67,6 +76,13 @@ def _statistic_cells(prefix: str, statistic: Statistic | None, scale: float = 1.
     if with_ci:
         cells[f"{prefix}_ci95"] = scaled(statistic.ci95)
     return cells
+
+
+def _step_cost_cells(row: Row, step_costs: StepCosts | None) -> dict:
+    cost = step_costs.cost_of(row.config_id) if step_costs is not None else None
+    if cost is None:
+        return {}
+    return {"step_cost_ratio_cpu": round_significant(cost.ratio_cpu), "step_cost_gflop_per_step": round_significant(cost.gflop_per_step)}
 
 
 def _measured(row: Row, comparison: RowComparison, report: BenchmarkReport) -> dict:
@@ -92,7 +108,7 @@ def _measured(row: Row, comparison: RowComparison, report: BenchmarkReport) -> d
         cells.update(_statistic_cells(statistic, row.cosine[statistic], with_ci=False))
     cells["seconds_per_step_mean"] = round_significant(row.seconds_per_step.mean)
     cells["peak_memory_mb_mean"] = round_significant(row.peak_memory_mb.mean)
-    return cells
+    return cells | _step_cost_cells(row, report.step_costs)
 
 
 def _published(table: PublishedTable, row: PublishedRow) -> dict:
@@ -145,6 +161,24 @@ def _csv_cell(value: object) -> str:
     return str(value)
 
 
+def _step_cost_metadata(report: BenchmarkReport) -> dict:
+    """Return where the step_cost_* columns come from, or an empty dict without a step-cost file."""
+    step_costs = report.step_costs
+    if step_costs is None:
+        return {}
+    return {
+        "step_costs": {
+            "file": f"{STEP_COSTS_FOLDER}/{step_costs.path.name}",
+            "measured_on": step_costs.measured_on,
+            "machine": step_costs.machine,
+            "command": step_costs.command,
+            "reference_config_id": step_costs.reference,
+            "reference_label": reference_label(step_costs, report.records),
+            "definition": STEP_COST_DEFINITION,
+        }
+    }
+
+
 def render_json(report: BenchmarkReport) -> str:
     """Return the JSON document: the table's metadata and its rows."""
     baseline = report.comparison.baseline
@@ -158,6 +192,7 @@ def render_json(report: BenchmarkReport) -> str:
         "delta_m_task_metrics": report.comparison.task_metrics,
         "baseline_config_id": baseline.config_id if baseline is not None else None,
         "confidence_interval": "ci95 is the half-width of the 95% confidence interval of the mean over seeds, Student t with n - 1 degrees of freedom",
+        **_step_cost_metadata(report),
         "columns": columns(report),
         "rows": export_rows(report),
     }

@@ -8,6 +8,7 @@ from mtbench.leaderboard.seed_statistics import Statistic
 PERCENT_DECIMALS = 2
 PLAIN_DECIMALS = 3
 DELTA_M_DECIMALS = 2
+STEP_COST_DECIMALS = 2
 
 
 def is_percent(metric: str) -> bool:
@@ -79,6 +80,11 @@ def format_seconds(statistic: Statistic) -> str:
 def format_megabytes(statistic: Statistic) -> str:
     """Return the mean in whole mebibytes, "-" when missing."""
     return "-" if statistic.mean is None else f"{statistic.mean:.0f}"
+
+
+def format_step_cost(value: float | None) -> str:
+    """Return a benchmark-measured step time ratio or GFLOP count with two decimals, "-" when missing."""
+    return "-" if value is None else f"{value:.{STEP_COST_DECIMALS}f}"
 
 
 def round_significant(value: float | None, digits: int = 8) -> float | None:

@@ -11,11 +11,12 @@ from mtbench.leaderboard.comparison import Comparison, compare
 from mtbench.leaderboard.figures import Figure, FigureData
 from mtbench.leaderboard.published import PublishedTable, read_published
 from mtbench.leaderboard.records import mixed_values_problem, read_records
+from mtbench.leaderboard.step_costs import StepCosts, read_step_costs
 
 
 @dataclass
 class BenchmarkReport:
-    """The leaderboard of one benchmark with its published rows, comparison and figures."""
+    """The leaderboard of one benchmark with its published rows, comparison, figures and benchmark-measured step costs."""
 
     benchmark: str
     leaderboard_dir: Path
@@ -24,6 +25,7 @@ class BenchmarkReport:
     published: PublishedTable | None
     comparison: Comparison
     figure_data: FigureData
+    step_costs: StepCosts | None = None
 
     @property
     def figures(self) -> list[Figure]:
@@ -63,7 +65,8 @@ def build_report(leaderboard_dir: str | Path, benchmark: str) -> BenchmarkReport
     RecordWarning. Raises MtbenchError when finished records of several
     protocols share the results file. Also raises it when the published file
     is invalid, reports another main metric than the one the table ranks by,
-    or maps a column to a metric that the benchmark's runs do not record.
+    or maps a column to a metric that the benchmark's runs do not record, and
+    when the step-cost file exists but is invalid.
     """
     leaderboard_dir = Path(leaderboard_dir)
     records = read_records(leaderboard_dir, benchmark)
@@ -89,4 +92,5 @@ def build_report(leaderboard_dir: str | Path, benchmark: str) -> BenchmarkReport
         published=published,
         comparison=compare(leaderboard, records),
         figure_data=FigureData(leaderboard, records, leaderboard_dir),
+        step_costs=read_step_costs(leaderboard_dir, benchmark),
     )
