@@ -146,7 +146,7 @@ class LibmtlRun:
         self.workload = workload
         self.model = workload.build_model()
         self.model.train()
-        self.weighting = libmtl_adapter(weighting_class, self.model, workload.tasks, torch.device("cpu"))
+        self.weighting = libmtl_adapter(weighting_class, self.model, workload.tasks, workload.device)
         self.arguments = pair.libmtl_arguments
         own_parameters = list(self.weighting.parameters())
         self.optimizer = torch.optim.Adam(list(self.model.parameters()) + own_parameters, lr=1e-3)
@@ -181,7 +181,7 @@ def compare(workload: Workload, pair: Pair, weighting_module: types.ModuleType, 
     memory, flops = {}, {}
     for name, run in runs.items():
         flops[name] = count_flops(lambda: run.step(0))
-        with peak_memory(torch.device("cpu"), gradients_of=run.modules()) as peak:
+        with peak_memory(workload.device, gradients_of=run.modules()) as peak:
             run.step(1)
         memory[name] = peak["peak_mb"]
 
@@ -207,11 +207,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per side and round")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per side before the first round")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (torch.set_num_threads)")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda to measure on the GPU")
     arguments = parser.parse_args()
 
     weighting_module = import_libmtl_weighting(arguments.libmtl_path)
     set_up_process(arguments.threads)
-    workload = WORKLOADS[arguments.workload]()
+    workload = WORKLOADS[arguments.workload](device=torch.device(arguments.device))
     print(f"{workload.description}; {machine_line()}; LibMTL from {Path(weighting_module.__file__).parent.parent}")
     print(f"{arguments.rounds} rounds of {arguments.steps} steps after {arguments.warmup} warm-up steps, no cosine tracking", flush=True)
 

@@ -68,10 +68,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per method and round")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per method before the first round")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (torch.set_num_threads)")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda to measure on the GPU")
     arguments = parser.parse_args()
 
     set_up_process(arguments.threads)
-    workload = WORKLOADS[arguments.workload]()
+    workload = WORKLOADS[arguments.workload](device=torch.device(arguments.device))
     runs = {name: MethodRun(workload, name, track_cosines=True) for name in multi_task_methods(arguments.methods)}
     runs[UNTRACKED_REFERENCE] = MethodRun(workload, REFERENCE, track_cosines=False)
 
@@ -79,7 +80,7 @@ def main() -> None:
     print(f"{arguments.rounds} rounds of {arguments.steps} steps after {arguments.warmup} warm-up steps", flush=True)
     timings = interleaved_timings({name: run.step for name, run in runs.items()}, arguments.rounds, arguments.steps, arguments.warmup)
 
-    device = torch.device("cpu")
+    device = workload.device
     memory: dict[str, float] = {}
     counts: dict[str, BackwardCounter] = {}
     flops: dict[str, int] = {}

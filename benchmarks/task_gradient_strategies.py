@@ -85,10 +85,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="timed steps per candidate and round")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per candidate before the first round")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (torch.set_num_threads)")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda to measure on the GPU")
     arguments = parser.parse_args()
 
     set_up_process(arguments.threads)
-    workload = WORKLOADS[arguments.workload]()
+    workload = WORKLOADS[arguments.workload](device=torch.device(arguments.device))
     print(f"{workload.description}; {machine_line()}")
     print(f"{arguments.rounds} rounds of {arguments.steps} steps after {arguments.warmup} warm-up steps\n")
 
@@ -102,7 +103,7 @@ def main() -> None:
         )
         reference_gradients = candidates["loop"].first_gradients()
         for strategy, candidate in candidates.items():
-            with peak_memory(torch.device("cpu")) as memory:
+            with peak_memory(workload.device, gradients_of=(candidate.model, candidate.method)) as memory:
                 candidate.step(0)
             difference = max(
                 float((own - reference).abs().max()) for own, reference in zip(candidate.first_gradients(), reference_gradients)

@@ -41,10 +41,17 @@ class Workload:
     build_model: Callable[[], MultiTaskModel]
     task_loss: Callable[[str, torch.Tensor, torch.Tensor], torch.Tensor]
     batches: list[Batch]
+    device: torch.device = torch.device("cpu")
 
 
-def cnn_workload(batch_size: int = 64, width: int = 20, batch_count: int = 8, seed: int = 0) -> Workload:
-    """Return the MultiDigitMNIST CNN workload with ``batch_count`` random batches."""
+def _to_device(batches: list[Batch], device: torch.device) -> list[Batch]:
+    return [(inputs.to(device), {task: target.to(device) for task, target in targets.items()}) for inputs, targets in batches]
+
+
+def cnn_workload(
+    batch_size: int = 64, width: int = 20, batch_count: int = 8, seed: int = 0, device: torch.device = torch.device("cpu")
+) -> Workload:
+    """Return the MultiDigitMNIST CNN workload with ``batch_count`` random batches on ``device``."""
     benchmark = MultiDigitMNISTBenchmark()
     tasks = benchmark.definition.task_names
     classes = {task.name: len(task.classes) for task in benchmark.definition.tasks}
@@ -59,14 +66,19 @@ def cnn_workload(batch_size: int = 64, width: int = 20, batch_count: int = 8, se
 
     def build_model() -> MultiTaskModel:
         torch.manual_seed(seed)
-        return benchmark.build_model(tasks, options)
+        return benchmark.build_model(tasks, options).to(device)
 
     description = f"MultiDigitMNIST CNN, width {width}, batch {batch_size}, 64x64 inputs, {len(tasks)} tasks"
-    return Workload("cnn", description, tasks, build_model, benchmark.task_loss, batches)
+    return Workload("cnn", description, tasks, build_model, benchmark.task_loss, _to_device(batches, device), device)
 
 
 def segnet_workload(
-    batch_size: int = 4, width: int = 8, input_size: int = 64, batch_count: int = 4, seed: int = 0
+    batch_size: int = 4,
+    width: int = 8,
+    input_size: int = 64,
+    batch_count: int = 4,
+    seed: int = 0,
+    device: torch.device = torch.device("cpu"),
 ) -> Workload:
     """Return the SegNet workload on NYUv2's tasks, with targets a quarter of ``input_size`` per side.
 
@@ -96,13 +108,13 @@ def segnet_workload(
 
     def build_model() -> MultiTaskModel:
         torch.manual_seed(seed)
-        return benchmark.build_model(tasks, {"width": width, "pretrained": False})
+        return benchmark.build_model(tasks, {"width": width, "pretrained": False}).to(device)
 
     description = (
         f"SegNet, width {width}, random weights, batch {batch_size}, {input_size}x{input_size} inputs, "
         f"{target}x{target} targets, {len(tasks)} tasks"
     )
-    return Workload("segnet", description, tasks, build_model, benchmark.task_loss, batches)
+    return Workload("segnet", description, tasks, build_model, benchmark.task_loss, _to_device(batches, device), device)
 
 
 WORKLOADS: dict[str, Callable[..., Workload]] = {"cnn": cnn_workload, "segnet": segnet_workload}
