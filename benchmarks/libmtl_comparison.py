@@ -8,11 +8,19 @@ mtbench / LibMTL (below 1 means mtbench is faster) in wall-clock and CPU
 time, the FLOPs of one step of each, and the peak tensor memory of one step
 of each, gradients held from the previous step included.
 
-LibMTL is not a dependency of mtbench. Install it outside the repository,
-without its dependencies, and pass the folder:
+LibMTL is not a dependency of mtbench. Put it outside the repository and
+pass the folder that contains the ``LibMTL`` package. The PyPI release
+(1.1.5) lacks several methods; the source on GitHub
+(median-research-group/LibMTL) has them all, and its Nash-MTL needs cvxpy:
 
     pip install --target /tmp/libmtl --no-deps LibMTL
     python benchmarks/libmtl_comparison.py --libmtl-path /tmp/libmtl --workload cnn
+
+    git clone https://github.com/median-research-group/LibMTL /tmp/libmtl-git
+    pip install cvxpy
+    python benchmarks/libmtl_comparison.py --libmtl-path /tmp/libmtl-git --workload cnn
+
+A pair whose LibMTL class is missing or raises gets a row that says so.
 
 Only LibMTL's ``LibMTL.weighting`` modules are imported. The package's
 ``__init__`` is skipped, because in LibMTL 1.1.5 it imports a torchvision
@@ -61,11 +69,25 @@ PAIRS = [
     Pair("EW", "equal", {}, "EW", {}),
     Pair("GradNorm", "gradnorm", {"alpha": 1.5}, "GradNorm", {"alpha": 1.5}),
     Pair("UW", "uncertainty", {}, "UW", {}),
+    Pair("DWA", "dwa", {"temperature": 2.0}, "DWA", {"T": 2.0}),
+    Pair("RLW", "rlw", {}, "RLW", {}),
+    Pair("GLS", "gls", {}, "GLS", {}),
     Pair("MGDA", "mgda", {"normalization": "none"}, "MGDA", {"mgda_gn": "none"}),
     Pair("PCGrad", "pcgrad", {}, "PCGrad", {}),
     Pair("CAGrad", "cagrad", {"c": 0.4, "rescale": 1}, "CAGrad", {"calpha": 0.4, "rescale": 1}),
-    Pair("Nash-MTL", "nash-mtl", {}, "Nash_MTL", {}),
-    Pair("DWA", "dwa", {"temperature": 2.0}, "DWA", {"T": 2.0}),
+    Pair("Nash-MTL", "nash-mtl", {}, "Nash_MTL", {"update_weights_every": 1, "optim_niter": 20, "max_norm": 1.0}),
+    Pair("UPGrad", "upgrad", {}, "UPGrad", {"UPGrad_norm_eps": 1e-4, "UPGrad_reg_eps": 1e-4}),
+    Pair("IMTL", "imtl", {}, "IMTL", {}),
+    Pair("Aligned-MTL", "aligned-mtl", {}, "Aligned_MTL", {}),
+    Pair("GradVac", "gradvac", {"beta": 0.5}, "GradVac", {"GradVac_beta": 0.5, "GradVac_group_type": 0}),
+    Pair("DB-MTL", "db-mtl", {"beta": 0.9, "beta_sigma": 0.0}, "DB_MTL", {"DB_beta": 0.9, "DB_beta_sigma": 0.0}),
+    Pair(
+        "MoCo",
+        "moco",
+        {"normalize_gradients": True},
+        "MoCo",
+        {"MoCo_beta": 0.5, "MoCo_beta_sigma": 0.5, "MoCo_gamma": 0.1, "MoCo_gamma_sigma": 0.5, "MoCo_rho": 0.0},
+    ),
 ]
 
 # The epoch the adapter reports to LibMTL, and the number of epochs in its loss history.
@@ -111,6 +133,11 @@ def libmtl_adapter(weighting_class: type, model: MultiTaskModel, tasks: list[str
             self.rep_grad = False
             self.epoch = LIBMTL_EPOCH
             self.train_loss_buffer = np.ones((len(tasks), LIBMTL_HISTORY_EPOCHS))
+
+        @property
+        def encoder(self) -> torch.nn.Module:
+            # GradVac reads the encoder's layers. A property, so that the encoder is not registered as a submodule.
+            return model.encoder
 
         def get_share_params(self):
             return model.encoder.parameters()
@@ -174,7 +201,7 @@ def compare(workload: Workload, pair: Pair, weighting_module: types.ModuleType, 
     try:
         libmtl_run.step(0)
     except Exception as error:  # a failure inside LibMTL is a result to report, not a crash
-        return [pair.label, "-", "-", "-", "-", "-", "-", "-", "-", f"LibMTL failed: {type(error).__name__}: {error}"]
+        return [pair.label, "-", "-", "-", "-", "-", "-", "-", "-", f"LibMTL failed: {type(error).__name__}: {str(error).splitlines()[0]}"]
 
     runs = {"mtbench": mtbench_run, "libmtl": libmtl_run}
     timings = interleaved_timings({name: run.step for name, run in runs.items()}, arguments.rounds, arguments.steps, arguments.warmup)

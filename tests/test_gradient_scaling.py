@@ -9,6 +9,7 @@ from mtbench.methods._gram import (
     row_norms,
     scaled_gradients,
     scaled_gram,
+    sum_of_unit_rows,
     unit_rows,
 )
 
@@ -82,7 +83,7 @@ def test_threshold_is_smallest_normal_float32():
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
-@pytest.mark.parametrize("helper", [scaled_gradients, scaled_gram, row_norms, unit_rows])
+@pytest.mark.parametrize("helper", [scaled_gradients, scaled_gram, row_norms, unit_rows, sum_of_unit_rows])
 def test_non_finite_entry_raises(helper, value):
     with pytest.raises(MtbenchError, match="NaN or infinite"):
         helper(torch.tensor([[1.0, value], [0.0, 1.0]]))
@@ -113,6 +114,23 @@ def test_unit_rows_of_tiny_and_zero_rows():
     assert rows[0].tolist() == pytest.approx([0.6, -0.8], rel=1e-6)
     assert rows[1].tolist() == [0.0, 0.0]
     assert rows[2].tolist() == pytest.approx([0.6, 0.8], rel=1e-6)
+
+
+def test_sum_of_unit_rows_skips_zero_rows():
+    total = sum_of_unit_rows(torch.tensor([[3e-30, -4e-30], [0.0, 0.0], [6e25, 8e25]]))
+    assert total.dtype == torch.float32
+    assert total.tolist() == pytest.approx([1.2, 0.0], abs=1e-6)
+
+
+def test_sum_of_unit_rows_matches_unit_rows():
+    gradients = torch.randn(3, 1000, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(sum_of_unit_rows(gradients), unit_rows(gradients).sum(dim=0), atol=1e-6)
+
+
+def test_row_helpers_accept_empty_rows():
+    assert row_norms(torch.zeros(2, 0)).tolist() == [0.0, 0.0]
+    assert unit_rows(torch.zeros(2, 0)).shape == (2, 0)
+    assert sum_of_unit_rows(torch.zeros(2, 0)).shape == (0,)
 
 
 def test_combine_rows_sums_weighted_rows_in_float32():

@@ -88,20 +88,58 @@ def scaled_gram(gradients: torch.Tensor, zero_negligible_rows: bool = False) -> 
 def row_norms(gradients: torch.Tensor) -> torch.Tensor:
     """Return ||g_k|| for every row of ``gradients``, in float32.
 
-    Raises MtbenchError when an entry is NaN or infinite.
+    Each row is divided by its largest absolute entry before its norm is
+    taken, one row at a time, so no copy of the whole matrix is made. Raises
+    MtbenchError when an entry is NaN or infinite.
     """
-    scaled, row_scales = _divide_by_largest_entry(gradients.detach().float(), dim=1)
-    return torch.linalg.vector_norm(scaled, dim=1) * row_scales[:, 0]
+    matrix = gradients.detach().float()
+    scales = _row_scales(matrix)
+    norms = [torch.linalg.vector_norm(row / scale) for row, scale in zip(matrix, scales)]
+    return (torch.stack(norms) if norms else matrix.new_zeros(0)) * scales
 
 
 def unit_rows(gradients: torch.Tensor) -> torch.Tensor:
     """Return every row of ``gradients`` divided by its norm, in float32.
 
-    A zero row stays zero. Raises MtbenchError when an entry is NaN or infinite.
+    A zero row stays zero. The result is the only K x N tensor created: the
+    rows are scaled in place. Raises MtbenchError when an entry is NaN or infinite.
     """
-    scaled, _ = _divide_by_largest_entry(gradients.detach().float(), dim=1)
-    norms = torch.linalg.vector_norm(scaled, dim=1, keepdim=True)
-    return torch.where(norms > 0, scaled / norms.clamp_min(torch.finfo(torch.float32).tiny), torch.zeros_like(scaled))
+    matrix = gradients.detach().float()
+    scales = _row_scales(matrix)
+    result = matrix.clone()
+    result.div_(scales[:, None])
+    norms = torch.linalg.vector_norm(result, dim=1, keepdim=True)
+    # A zero row has norm 0 and stays 0 / tiny = 0.
+    return result.div_(norms.clamp_min(torch.finfo(torch.float32).tiny))
+
+
+def sum_of_unit_rows(gradients: torch.Tensor) -> torch.Tensor:
+    """Return sum_k g_k / ||g_k|| over the rows of ``gradients``, a float32 vector, with zero rows left out.
+
+    Equal to ``unit_rows(gradients).sum(dim=0)``, but built one row at a time,
+    so the only temporaries have the length of a row. Raises MtbenchError when
+    an entry is NaN or infinite.
+    """
+    matrix = gradients.detach().float()
+    scales = _row_scales(matrix)
+    total = matrix.new_zeros(matrix.shape[1])
+    for row, scale in zip(matrix, scales):
+        scaled = row / scale
+        norm = torch.linalg.vector_norm(scaled)
+        total.add_(scaled.div_(norm.clamp_min(torch.finfo(torch.float32).tiny)))
+    return total
+
+
+def _row_scales(matrix: torch.Tensor) -> torch.Tensor:
+    """Return the largest absolute entry of each row of ``matrix`` (1 for a zero or empty row), without copying it.
+
+    Raises MtbenchError when an entry is NaN or infinite.
+    """
+    if matrix.shape[1] == 0:
+        return matrix.new_ones(matrix.shape[0])
+    largest = torch.maximum(matrix.amax(dim=1), -matrix.amin(dim=1))
+    _check_finite_scale(largest)
+    return torch.where(largest > 0, largest, torch.ones_like(largest))
 
 
 def combine_rows(weights: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
@@ -109,22 +147,23 @@ def combine_rows(weights: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor
     return weights.to(device=gradients.device, dtype=torch.float32) @ gradients.float()
 
 
-def _divide_by_largest_entry(matrix: torch.Tensor, dim: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return (matrix / m, m) with m the largest absolute entry of ``matrix``, or of each slice along ``dim``.
+def _divide_by_largest_entry(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (matrix / m, m) with m the largest absolute entry of the non-empty ``matrix``.
 
-    m is 1 where that entry is 0, so a zero matrix or row stays zero. Raises
+    m is 1 when that entry is 0, so a zero matrix stays zero. Raises
     MtbenchError when an entry is NaN or infinite.
     """
-    if dim is None:
-        # Two reductions instead of matrix.abs().amax(), which would copy the whole matrix.
-        largest = torch.maximum(matrix.amax(), -matrix.amin())
-    else:
-        largest = matrix.abs().amax(dim=dim, keepdim=True)
-    # amax propagates NaN, so the largest entries are finite exactly when every entry is.
+    # Two reductions instead of matrix.abs().amax(), which would copy the whole matrix.
+    largest = torch.maximum(matrix.amax(), -matrix.amin())
+    _check_finite_scale(largest)
+    scale = torch.where(largest > 0, largest, torch.ones_like(largest))
+    return matrix / scale, scale
+
+
+def _check_finite_scale(largest: torch.Tensor) -> None:
+    # amax and amin propagate NaN, so the largest entries are finite exactly when every entry is.
     if not bool(largest.isfinite().all()):
         raise MtbenchError(
             "The task gradients contain NaN or infinite values, so no update direction can be computed. "
             "Lower the learning rate, or check the task losses for values that overflow."
         )
-    scale = torch.where(largest > 0, largest, torch.ones_like(largest))
-    return matrix / scale, scale

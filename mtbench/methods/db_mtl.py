@@ -6,7 +6,7 @@ import math
 import torch
 
 from mtbench.errors import MtbenchError
-from mtbench.methods._gram import row_norms, unit_rows
+from mtbench.methods._gram import row_norms, sum_of_unit_rows
 from mtbench.methods._state import adopt_buffer_shapes
 from mtbench.methods.base import Hyperparameter, StepContext
 from mtbench.methods.gradient_method import GRADIENTS, GradientMethod, weights_logged
@@ -63,7 +63,7 @@ class DBMTL(GradientMethod):
 
     Edge cases: a task whose averaged gradient is zero contributes nothing
     and logs the weight 0. All-zero gradients give a zero direction.
-    Tiny gradients are normalised exactly (see :func:`unit_rows`), and
+    Tiny gradients are normalised exactly (see :func:`sum_of_unit_rows`), and
     identical gradients give K m. A single task gives d = m.
     Negative losses raise MtbenchError.
 
@@ -127,12 +127,13 @@ class DBMTL(GradientMethod):
         averages = self._averages_for(gradients)
         self.step.add_(1)
         beta_t = self.beta / int(self.step) ** self.beta_sigma
-        averages = beta_t * averages + (1.0 - beta_t) * gradients
+        # In place, so that the step creates no K x N tensor besides the first average.
+        averages.mul_(beta_t).add_(gradients, alpha=1.0 - beta_t)
         self.gradient_averages = averages
 
         norms = row_norms(averages)
         largest = norms.max()
-        direction = largest * unit_rows(averages).sum(dim=0)
+        direction = largest * sum_of_unit_rows(averages)
 
         # In float64 on the CPU, so a ratio beyond the float32 range still logs as a finite number.
         norms_double = norms.cpu().double()

@@ -127,14 +127,15 @@ class MoCo(GradientMethod):
         targets = gradients.detach().float()
         if self.normalize_gradients:
             losses = context.loss_vector(self.tasks).detach().float().to(targets.device)
-            targets = losses.unsqueeze(1) * unit_rows(targets)
+            targets = unit_rows(targets).mul_(losses.unsqueeze(1))
 
         tracked = self._tracked_for(targets)
         self.step.add_(1)
         step = int(self.step)
         beta_t = self.beta / step**self.beta_sigma
         gamma_t = self.gamma / step**self.gamma_sigma
-        tracked = tracked - beta_t * (tracked - targets)
+        # y - beta_t (y - h) = (1 - beta_t) y + beta_t h, in place so that no K x N temporary is made.
+        tracked.mul_(1.0 - beta_t).add_(targets, alpha=beta_t)
         self.tracked_gradients = tracked
 
         weights = weight_step(tracked, self.task_weights, gamma_t, self.rho)
