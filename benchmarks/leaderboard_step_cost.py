@@ -39,6 +39,7 @@ from mtbench.benchmarks import get_benchmark  # noqa: E402
 from mtbench.errors import MtbenchError  # noqa: E402
 from mtbench.io import atomic_write_text  # noqa: E402
 from mtbench.leaderboard.records import read_records  # noqa: E402
+from mtbench.train.optimizer import build_adam  # noqa: E402
 from mtbench.train.trainer import build_method  # noqa: E402
 
 # Benchmarks whose random batches the workloads module can make, with the model width taken from each record.
@@ -57,7 +58,7 @@ class ConfigurationRun:
         self.model.train()
         self.method = build_method(record["method"], self.workload.tasks, record["method_config"])
         parameters = list(self.model.parameters()) + list(self.method.parameters())
-        self.optimizer = torch.optim.Adam(parameters, lr=record["train_config"]["learning_rate"])
+        self.optimizer = build_adam(parameters, record["train_config"]["learning_rate"], self.workload.device)
         self.track_cosines = len(self.workload.tasks) > 1
 
     def step(self, index: int) -> None:

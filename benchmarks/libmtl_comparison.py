@@ -28,7 +28,10 @@ module that recent torchvision versions no longer have.
 
 Both sides run without cosine tracking, which LibMTL does not have. Each
 side follows its own trainer: mtbench clears gradients with
-``zero_grad(set_to_none=True)``, LibMTL with ``set_to_none=False``. LibMTL's
+``zero_grad(set_to_none=True)`` and steps a fused Adam (see
+``mtbench/train/optimizer.py``), LibMTL clears them with
+``set_to_none=False`` and steps a plain ``torch.optim.Adam``, unless
+``--libmtl-fused-adam`` gives it the fused one too. LibMTL's
 GradNorm and DWA use plain weights in their first epochs, so the adapter
 puts them in epoch 2 with a loss history of ones, where both compute their
 weights.
@@ -52,6 +55,7 @@ from workloads import WORKLOADS, Workload, train_step  # noqa: E402
 
 from mtbench.methods import get_method  # noqa: E402
 from mtbench.models.multitask import MultiTaskModel  # noqa: E402
+from mtbench.train.optimizer import build_adam  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -158,7 +162,7 @@ class MtbenchRun:
         self.model = workload.build_model()
         self.model.train()
         self.method = get_method(pair.method)(workload.tasks, **pair.method_arguments)
-        self.optimizer = torch.optim.Adam(list(self.model.parameters()) + list(self.method.parameters()), lr=1e-3)
+        self.optimizer = build_adam(list(self.model.parameters()) + list(self.method.parameters()), 1e-3, workload.device)
 
     def step(self, index: int) -> None:
         batch = self.workload.batches[index % len(self.workload.batches)]
@@ -169,14 +173,18 @@ class MtbenchRun:
 
 
 class LibmtlRun:
-    def __init__(self, workload: Workload, pair: Pair, weighting_class: type) -> None:
+    def __init__(self, workload: Workload, pair: Pair, weighting_class: type, fused_adam: bool = False) -> None:
         self.workload = workload
         self.model = workload.build_model()
         self.model.train()
         self.weighting = libmtl_adapter(weighting_class, self.model, workload.tasks, workload.device)
         self.arguments = pair.libmtl_arguments
         own_parameters = list(self.weighting.parameters())
-        self.optimizer = torch.optim.Adam(list(self.model.parameters()) + own_parameters, lr=1e-3)
+        # LibMTL's trainer builds a plain torch.optim.Adam; --libmtl-fused-adam gives it mtbench's fused one instead.
+        if fused_adam:
+            self.optimizer = build_adam(list(self.model.parameters()) + own_parameters, 1e-3, workload.device)
+        else:
+            self.optimizer = torch.optim.Adam(list(self.model.parameters()) + own_parameters, lr=1e-3)
 
     def step(self, index: int) -> None:
         inputs, targets = self.workload.batches[index % len(self.workload.batches)]
@@ -197,7 +205,7 @@ def compare(workload: Workload, pair: Pair, weighting_module: types.ModuleType, 
         return [pair.label, "-", "-", "-", "-", "-", "-", "-", "-", f"LibMTL has no {pair.libmtl_class} weighting; skipped"]
 
     mtbench_run = MtbenchRun(workload, pair)
-    libmtl_run = LibmtlRun(workload, pair, weighting_class)
+    libmtl_run = LibmtlRun(workload, pair, weighting_class, arguments.libmtl_fused_adam)
     try:
         libmtl_run.step(0)
     except Exception as error:  # a failure inside LibMTL is a result to report, not a crash
@@ -235,13 +243,21 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per side before the first round")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (torch.set_num_threads)")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda to measure on the GPU")
+    parser.add_argument(
+        "--libmtl-fused-adam", action="store_true", help="give LibMTL's side the same fused Adam as mtbench's, to separate the optimiser's share"
+    )
     arguments = parser.parse_args()
 
     weighting_module = import_libmtl_weighting(arguments.libmtl_path)
     set_up_process(arguments.threads)
     workload = WORKLOADS[arguments.workload](device=torch.device(arguments.device))
     print(f"{workload.description}; {machine_line()}; LibMTL from {Path(weighting_module.__file__).parent.parent}")
-    print(f"{arguments.rounds} rounds of {arguments.steps} steps after {arguments.warmup} warm-up steps, no cosine tracking", flush=True)
+    adam = "fused, as mtbench's" if arguments.libmtl_fused_adam else "plain torch.optim.Adam, as its trainer's"
+    print(
+        f"{arguments.rounds} rounds of {arguments.steps} steps after {arguments.warmup} warm-up steps, no cosine tracking; "
+        f"LibMTL's Adam: {adam}",
+        flush=True,
+    )
 
     header = [
         "method",

@@ -35,6 +35,7 @@ from mtbench.benchmarks.multidigitmnist import MultiDigitMNISTBenchmark  # noqa:
 from mtbench.data.multidigitmnist import load_multidigitmnist, prepare_multidigitmnist  # noqa: E402
 from mtbench.methods import get_method  # noqa: E402
 from mtbench.paths import data_root  # noqa: E402
+from mtbench.train.optimizer import build_adam  # noqa: E402
 
 BATCH_SIZE = 64
 
@@ -90,7 +91,7 @@ def steps_per_second(steps: int) -> float:
     model = workload.build_model()
     model.train()
     method = get_method("equal")(workload.tasks)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = build_adam(list(model.parameters()), 1e-3, torch.device("cpu"))
     seconds = []
     for index in range(steps + 3):
         began = time.perf_counter()

@@ -29,6 +29,7 @@ from workloads import WORKLOADS, Workload, train_step  # noqa: E402
 
 from mtbench.methods import get_method, list_methods  # noqa: E402
 from mtbench.methods.jacobian import current_strategy  # noqa: E402
+from mtbench.train.optimizer import build_adam  # noqa: E402
 
 REFERENCE = "equal"
 UNTRACKED_REFERENCE = "equal (no cosine tracking)"
@@ -42,7 +43,7 @@ class MethodRun:
         self.model = workload.build_model()
         self.model.train()
         self.method = get_method(method)(workload.tasks)
-        self.optimizer = torch.optim.Adam(list(self.model.parameters()) + list(self.method.parameters()), lr=1e-3)
+        self.optimizer = build_adam(list(self.model.parameters()) + list(self.method.parameters()), 1e-3, workload.device)
         self.track_cosines = track_cosines
 
     def step(self, index: int) -> None:

@@ -25,6 +25,7 @@ from workloads import WORKLOADS, Workload, train_step  # noqa: E402
 
 from mtbench.methods import StepContext, get_method  # noqa: E402
 from mtbench.methods.jacobian import TASK_GRADIENT_STRATEGIES, task_gradient_strategy  # noqa: E402
+from mtbench.train.optimizer import build_adam  # noqa: E402
 
 # (label, method, hyper-parameters, cosine tracking): the consumers of per-task gradients.
 CONFIGURATIONS = [
@@ -45,7 +46,7 @@ class Candidate:
         self.model.train()
         self.method = get_method(method)(workload.tasks, **hyperparameters)
         parameters = list(self.model.parameters()) + list(self.method.parameters())
-        self.optimizer = torch.optim.Adam(parameters, lr=1e-3)
+        self.optimizer = build_adam(parameters, 1e-3, workload.device)
         self.hyperparameters = hyperparameters
         self.track_cosines = track_cosines
         self.strategy = strategy

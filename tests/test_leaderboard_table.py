@@ -232,6 +232,18 @@ def test_selection_is_per_variant():
     assert [row.label for row in leaderboard.selected_rows] == ["No reg", "CosReg (lambda=0.1)", "CosReg (lambda=1) + BatchNorm"]
 
 
+def test_bf16_configuration_is_its_own_variant():
+    train_config = {"epochs": 10, "batch_size": 64, "learning_rate": 0.001, "optimizer": "adam", "precision": "bf16"}
+    records = [
+        make_record(0, validation=_accuracies(0.80, 0.80)),
+        make_record(0, validation=_accuracies(0.95, 0.95), train_config=train_config),
+    ]
+
+    leaderboard = aggregate(records, BENCHMARK)
+
+    assert [row.label for row in leaderboard.selected_rows] == ["No reg", "No reg + bf16"]
+
+
 def test_selection_tie_breaks():
     tied = _accuracies(0.9, 0.9)
     records = [make_record(0, "cosreg", {"lambda": 0.1}, validation=tied)]

@@ -18,6 +18,7 @@ from torch import nn
 
 from mtbench.methods import Method, StepContext, get_method, list_methods
 from mtbench.models.multitask import MultiTaskModel
+from mtbench.train.optimizer import build_adam
 
 WARMUP_STEPS = 30
 TOTAL_STEPS = 1000
@@ -84,7 +85,7 @@ def train(method: Method, tasks: list[str]) -> tuple[int, int, int, int]:
     """Train a tiny model; return the malloc bytes and tensor counts after the warm-up and at the end."""
     torch.manual_seed(0)
     model = TinyModel(tasks)
-    optimizer = torch.optim.Adam(list(model.parameters()) + list(method.parameters()), lr=1e-3)
+    optimizer = build_adam(list(model.parameters()) + list(method.parameters()), 1e-3, torch.device("cpu"))
     inputs = torch.randn(32, 16)
     labels = torch.randint(0, 4, (32,))
 

@@ -69,6 +69,24 @@ def add_parser(commands) -> None:
         help="use only deterministic PyTorch kernels (needed for repeatable results on GPU; CPU runs repeat without it)",
     )
     parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="number format of the forward pass and task losses: bf16 runs them under bfloat16 autocast; "
+        "it changes the results, so it is part of the configuration id",
+    )
+    parser.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="keep the model and 4-D inputs in channels-last memory format (may be faster on GPUs; not part of the configuration id)",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile the encoder and each decoder with torch.compile (not part of the configuration id; not for methods that need double backward, such as cosreg)",
+    )
+    parser.add_argument("--compile-backend", default="inductor", metavar="NAME", help="torch.compile backend used with --compile, e.g. inductor or aot_eager")
+    parser.add_argument(
         "--resume",
         action="store_true",
         help="continue each run from its last epoch checkpoint under --runs-dir (a run without one starts from the beginning)",
@@ -137,6 +155,14 @@ def _check_device(device: str) -> None:
         raise MtbenchError(f"Invalid --device '{device}': use auto, cpu, cuda, cuda:N or mps.")
 
 
+def _check_compile_backend(name: str) -> None:
+    import torch._dynamo
+
+    backends = torch._dynamo.list_backends(exclude_tags=())
+    if name not in backends:
+        raise MtbenchError(f"Unknown --compile-backend '{name}'. Backends: {', '.join(backends)}.")
+
+
 def run(arguments: argparse.Namespace) -> int:
     from mtbench.train.run import run_configuration
 
@@ -154,6 +180,7 @@ def build_run_config(arguments: argparse.Namespace) -> tuple["RunConfig", list[i
     from mtbench.benchmarks import get_benchmark
     from mtbench.methods import get_method, load_plugin
     from mtbench.train.config import RunConfig, TrainConfig
+    from mtbench.train.runtime_options import check_compile
     from mtbench.train.trainer import build_method
 
     seeds = arguments.seed or [0]
@@ -166,6 +193,9 @@ def build_run_config(arguments: argparse.Namespace) -> tuple["RunConfig", list[i
         load_plugin(plugin)
     benchmark = get_benchmark(arguments.benchmark)
     method_class = get_method(arguments.method)
+    check_compile(method_class, arguments.compile)
+    if arguments.compile:
+        _check_compile_backend(arguments.compile_backend)
     method_config = parse_method_parameters(method_class, arguments.param)
 
     tasks = arguments.task or benchmark.definition.task_names
@@ -183,6 +213,7 @@ def build_run_config(arguments: argparse.Namespace) -> tuple["RunConfig", list[i
         optimizer=defaults.get("optimizer", "adam"),
         lr_decay_factor=defaults.get("lr_decay_factor"),
         lr_decay_every=defaults.get("lr_decay_every"),
+        precision=arguments.precision,
     )
     command_line_options = {
         "width": arguments.width,
@@ -211,6 +242,9 @@ def build_run_config(arguments: argparse.Namespace) -> tuple["RunConfig", list[i
         cosine_every=arguments.cosine_every,
         resume=arguments.resume,
         deterministic=arguments.deterministic,
+        channels_last=arguments.channels_last,
+        compile=arguments.compile,
+        compile_backend=arguments.compile_backend,
     )
     # Built once here so that a rejected hyper-parameter stops the command before any data is read.
     checked_tasks = list(config.tasks[:1]) if method_class.single_task else list(config.tasks)

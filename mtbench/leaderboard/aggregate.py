@@ -39,22 +39,28 @@ METHOD_ORDER = ("single", "equal", "cosreg")
 
 @dataclass(frozen=True)
 class Variant:
-    """A family of rows that differ only in hyper-parameters: method, batch normalisation, dropout > 0."""
+    """A family of rows that differ only in hyper-parameters: method, batch normalisation, dropout > 0, precision.
+
+    A bf16 configuration is a variant of its own, so that it never replaces
+    the float32 row of the same method in the validation selection.
+    """
 
     method: str
     batchnorm: bool
     dropout: bool
+    precision: str = "fp32"
 
     @property
     def label(self) -> str:
-        """Return the name without hyper-parameters, e.g. "CosReg + BatchNorm" or "Dropout"."""
-        return _compose_label(METHOD_TITLES.get(self.method, self.method), self.method, "Dropout" if self.dropout else None, self.batchnorm)
+        """Return the name without hyper-parameters, e.g. "CosReg + BatchNorm", "Dropout" or "No reg + bf16"."""
+        label = _compose_label(METHOD_TITLES.get(self.method, self.method), self.method, "Dropout" if self.dropout else None, self.batchnorm)
+        return label if self.precision == "fp32" else f"{label} + {self.precision}"
 
     @property
     def sort_key(self) -> tuple:
-        """Order: single task, equal weights, CosReg, then other methods by name; plain before dropout before batch norm."""
+        """Order: single task, equal weights, CosReg, then other methods by name; plain before dropout before batch norm; fp32 first."""
         rank = METHOD_ORDER.index(self.method) if self.method in METHOD_ORDER else len(METHOD_ORDER)
-        return (rank, self.method, self.batchnorm, self.dropout)
+        return (rank, self.method, self.batchnorm, self.dropout, self.precision != "fp32", self.precision)
 
 
 def _compose_label(method_title: str, method: str, dropout_title: str | None, batchnorm: bool) -> str:
@@ -89,17 +95,23 @@ def _method_title(method: str, method_config: dict) -> str:
     return f"{title} ({', '.join(settings)})" if settings else title
 
 
-def variant_of(method: str, model_config: dict) -> Variant:
-    """Return the variant of a configuration; a missing "batchnorm" or "dropout" counts as off."""
-    return Variant(method, bool(model_config.get("batchnorm", False)), float(model_config.get("dropout", 0.0) or 0.0) > 0)
+def variant_of(method: str, model_config: dict, train_config: dict | None = None) -> Variant:
+    """Return the variant of a configuration; a missing "batchnorm" or "dropout" counts as off, a missing "precision" as fp32."""
+    precision = (train_config or {}).get("precision", "fp32")
+    return Variant(method, bool(model_config.get("batchnorm", False)), float(model_config.get("dropout", 0.0) or 0.0) > 0, precision)
 
 
-def row_label(method: str, method_config: dict, model_config: dict) -> str:
-    """Return a readable name of a configuration, e.g. "CosReg (lambda=0.1) + BatchNorm" or "Dropout (p=0.5)"."""
+def row_label(method: str, method_config: dict, model_config: dict, train_config: dict | None = None) -> str:
+    """Return a readable name of a configuration, e.g. "CosReg (lambda=0.1) + BatchNorm" or "Dropout (p=0.5)".
+
+    A precision other than fp32 in ``train_config`` is added, e.g. "No reg + bf16".
+    """
     dropout = float(model_config.get("dropout", 0.0) or 0.0)
     dropout_title = f"Dropout (p={dropout:g})" if dropout > 0 else None
     batchnorm = bool(model_config.get("batchnorm", False))
-    return _compose_label(_method_title(method, method_config), method, dropout_title, batchnorm)
+    label = _compose_label(_method_title(method, method_config), method, dropout_title, batchnorm)
+    precision = (train_config or {}).get("precision", "fp32")
+    return label if precision == "fp32" else f"{label} + {precision}"
 
 
 @dataclass
@@ -169,8 +181,8 @@ def _configuration_row(records: list[dict]) -> Row:
     first = records[0]
     return Row(
         config_id=first["config_id"],
-        label=row_label(first["method"], first["method_config"], first["model_config"]),
-        variant=variant_of(first["method"], first["model_config"]),
+        label=row_label(first["method"], first["method_config"], first["model_config"], first["train_config"]),
+        variant=variant_of(first["method"], first["model_config"], first["train_config"]),
         method=first["method"],
         method_config=first["method_config"],
         tasks=list(first["tasks"]),
@@ -258,7 +270,7 @@ def _joined_row(records: list[dict], tasks: list[str]) -> tuple[Row | None, list
         by_seed.setdefault(record["seed"], {})[record["tasks"][0]] = record
 
     first = records[0]
-    label = row_label("single", first["method_config"], first["model_config"])
+    label = row_label("single", first["method_config"], first["model_config"], first["train_config"])
     complete = {seed: runs for seed, runs in sorted(by_seed.items()) if all(task in runs for task in tasks)}
     notes = []
     for seed, runs in sorted(by_seed.items()):
@@ -274,7 +286,7 @@ def _joined_row(records: list[dict], tasks: list[str]) -> tuple[Row | None, list
     row = Row(
         config_id="+".join(config_ids),
         label=label,
-        variant=variant_of("single", first["model_config"]),
+        variant=variant_of("single", first["model_config"], first["train_config"]),
         method="single",
         method_config=first["method_config"],
         tasks=list(tasks),

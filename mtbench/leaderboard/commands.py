@@ -13,7 +13,7 @@ import shlex
 from collections.abc import Sequence
 
 # train_config keys and their `mtbench run` options; "optimizer" is fixed by the benchmark and has none.
-TRAIN_OPTIONS = {"epochs": "--epochs", "batch_size": "--batch-size", "learning_rate": "--lr"}
+TRAIN_OPTIONS = {"epochs": "--epochs", "batch_size": "--batch-size", "learning_rate": "--lr", "precision": "--precision"}
 
 
 def _value_text(value: object) -> str:

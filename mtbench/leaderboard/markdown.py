@@ -36,7 +36,9 @@ DELTA_M_METRIC_AVERAGED_HEADER = "Δm Nash-MTL (%) = avg_k (−1)^d_k (M_k − S
 TRAINING_LOG_HEADERS = ["Seconds per step (training log)", "Peak memory (MiB, training log)"]
 GFLOP_HEADER = "GFLOP per step (benchmark)"
 # Variant settings already shown in the label, so the settings column skips them.
-LABELLED_SETTINGS = ("batchnorm", "dropout")
+LABELLED_SETTINGS = ("batchnorm", "dropout", "precision")
+# Training settings that records leave out at their default value.
+OMITTED_TRAINING_DEFAULTS = {"precision": "fp32"}
 
 
 def _escape(text: str) -> str:
@@ -224,7 +226,10 @@ def _protocol_lines(report: BenchmarkReport) -> list[str]:
 
     train_configs = [row.train_config for row in leaderboard.rows]
     keys = sorted({key for config in train_configs for key in config})
-    training = "; ".join(f"{key.replace('_', ' ')} {_format_values(config.get(key) for config in train_configs)}" for key in keys)
+    training = "; ".join(
+        f"{key.replace('_', ' ')} {_format_values(config.get(key, OMITTED_TRAINING_DEFAULTS.get(key)) for config in train_configs)}"
+        for key in keys
+    )
     lines = [
         f"- Protocol {_format_values(record['protocol'] for record in finished)}, "
         f"model {_format_values(record['model'] for record in finished)}; training: {training}.",

@@ -126,6 +126,9 @@ class Method(nn.Module):
     Subclasses set ``name`` (the registry key), ``title`` (the reference:
     authors, year and title of the publication) and ``hyperparameters``. They
     accept each hyper-parameter as a keyword argument of ``__init__`` after ``tasks``.
+    A method that differentiates through gradients (``create_graph=True``) sets
+    ``needs_double_backward``; ``mtbench run --compile`` rejects it, because a
+    compiled model supports no double backward.
     """
 
     name: ClassVar[str] = ""
@@ -133,6 +136,7 @@ class Method(nn.Module):
     hyperparameters: ClassVar[tuple[Hyperparameter, ...]] = ()
     uses_task_gradients: ClassVar[bool] = False
     single_task: ClassVar[bool] = False
+    needs_double_backward: ClassVar[bool] = False
 
     def __init__(self, tasks: list[str]) -> None:
         super().__init__()

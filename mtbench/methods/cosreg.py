@@ -55,6 +55,7 @@ class CosReg(Method):
         Hyperparameter("scheduled", bool, False, "multiply lambda by the detached mean task loss of each step"),
     )
     uses_task_gradients = True
+    needs_double_backward = True
 
     def __init__(self, tasks: list[str], lambda_: float = 1.0, scheduled: bool = False) -> None:
         super().__init__(tasks)

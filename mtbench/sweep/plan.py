@@ -113,7 +113,7 @@ def resolve_runs(definition: SweepDefinition) -> list[SweepRun]:
         for seed in spec.seeds:
             for model in expand_tasks(replace(config, seed=seed)):
                 task = model.tasks[0] if single_task else None
-                label = row_label(model.method, model.method_config, model.model_config) + f", seed {seed}"
+                label = row_label(model.method, model.method_config, model.model_config, model.train.identity()) + f", seed {seed}"
                 label += f", task {task}" if task is not None else ""
                 run_arguments = [*arguments, *(["--task", task] if task is not None else []), "--seed", str(seed)]
                 run = SweepRun(definition.benchmark, model.run_id, model.config_id, seed, task, label, tuple(run_arguments), model.identity())

@@ -5,6 +5,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+PRECISIONS = ("fp32", "bf16")
+DEFAULT_PRECISION = "fp32"
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -13,6 +16,8 @@ class TrainConfig:
     ``learning_rate`` is Adam's step size and ``epochs`` counts full passes over
     the training split. With ``lr_decay_every`` set, the learning rate is
     multiplied by ``lr_decay_factor`` after every ``lr_decay_every`` epochs.
+    ``precision`` is the number format of the forward pass and the task
+    losses: "fp32", or "bf16" for bfloat16 autocast.
     """
 
     epochs: int = 10
@@ -21,15 +26,27 @@ class TrainConfig:
     optimizer: str = "adam"
     lr_decay_factor: float | None = None
     lr_decay_every: int | None = None
+    precision: str = DEFAULT_PRECISION
 
     def identity(self) -> dict:
-        """Return the settings for the configuration id; an unused learning-rate schedule is left out."""
-        return {name: value for name, value in asdict(self).items() if value is not None}
+        """Return the settings for the configuration id; an unused learning-rate schedule and the default precision are left out.
+
+        Leaving them out keeps the ids of configurations that predate these settings.
+        """
+        identity = {name: value for name, value in asdict(self).items() if value is not None}
+        if identity["precision"] == DEFAULT_PRECISION:
+            del identity["precision"]
+        return identity
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything that determines a run's result, plus where its outputs go."""
+    """Everything that determines a run's result, plus where its outputs go and how it runs.
+
+    ``channels_last``, ``compile`` and ``compile_backend`` choose how the
+    forward pass runs (see ``mtbench run --help``). Like ``device`` and
+    ``deterministic`` they are not part of the configuration id.
+    """
 
     benchmark: str
     protocol: str
@@ -47,6 +64,9 @@ class RunConfig:
     cosine_every: int = 1
     resume: bool = False
     deterministic: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    compile_backend: str = "inductor"
 
     def identity(self) -> dict:
         """Return the fields that define the configuration (a leaderboard row), without the seed."""

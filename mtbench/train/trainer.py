@@ -38,6 +38,8 @@ from mtbench.train.distributed import (
     sum_statistics,
 )
 from mtbench.train.environment import git_commit, peak_memory_mb, resolve_device, use_deterministic_algorithms, versions
+from mtbench.train.optimizer import build_adam
+from mtbench.train.runtime_options import ForwardOptions, autocast_dtype, check_compile, compile_in_place
 
 
 class TrainingDiverged(MtbenchError):
@@ -83,13 +85,24 @@ def _check_finite(task_losses: dict[str, torch.Tensor], step: int, method: str) 
 
 
 @torch.no_grad()
-def evaluate(model, benchmark, split: SplitTensors, tasks: list[str], batch_size: int, device, distributed: Distributed = Distributed()) -> dict[str, float]:
+def evaluate(
+    model,
+    benchmark,
+    split: SplitTensors,
+    tasks: list[str],
+    batch_size: int,
+    device,
+    distributed: Distributed = Distributed(),
+    forward: ForwardOptions = ForwardOptions(),
+) -> dict[str, float]:
     """Score ``model`` on a whole split; metrics accumulate over all batches before computing.
 
     In data-parallel training each process scores its part of the split and the
     evaluators' additive statistics (counts, sums, confusion matrices) are
     summed over processes. An evaluator without ``statistics()`` makes every
     process score the whole split instead, which gives the same result.
+    ``forward`` sets autocast and the memory format of the inputs; outputs are
+    scored in float32.
     """
     model.eval()
     evaluator = benchmark.evaluator(tasks)
@@ -99,8 +112,10 @@ def evaluate(model, benchmark, split: SplitTensors, tasks: list[str], batch_size
         rows = torch.tensor_split(rows, distributed.world_size)[distributed.rank]
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
-        inputs = benchmark.prepare_batch(split.inputs[batch].to(device))
-        _, outputs = model(inputs)
+        inputs = forward.inputs(benchmark.prepare_batch(split.inputs[batch].to(device)))
+        with forward.autocast(device):
+            _, outputs = model(inputs)
+        outputs = {task: output.float() for task, output in outputs.items()}
         targets = {task: split.targets[task][batch].to(device) for task in tasks}
         evaluator.update(outputs, targets)
     if shares:
@@ -127,6 +142,8 @@ class Trainer:
         self.config = config
         use_deterministic_algorithms(config.deterministic)
         self.device = resolve_device(config.device)
+        self.forward = ForwardOptions(autocast_dtype(config.train.precision, self.device), config.channels_last)
+        check_compile(get_method(config.method), config.compile)
         if self.device.type == "cpu":
             keep_freed_memory()
         self.distributed = from_environment(self.device)
@@ -156,9 +173,10 @@ class Trainer:
                 f"Out of memory while building the model with options {config.model_config}. "
                 "Use a smaller --width, --kernel-size or --hidden-units."
             ) from error
+        self._prepare_model()
         self.method = build_method(config.method, self.tasks, config.method_config).to(self.device)
         self.parameters = list(self.model.parameters()) + list(self.method.parameters())
-        self.optimizer = torch.optim.Adam(self.parameters, lr=config.train.learning_rate)
+        self.optimizer = build_adam(self.parameters, config.train.learning_rate, self.device)
         self.scheduler = None
         if config.train.lr_decay_every:
             self.scheduler = torch.optim.lr_scheduler.StepLR(
@@ -170,12 +188,22 @@ class Trainer:
         self.step = 0
         self.step_seconds: list[float] = []
 
+    def _prepare_model(self) -> None:
+        """Convert the model to channels-last memory format and compile it, as the run configuration requests."""
+        if self.config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if self.config.compile:
+            compile_in_place(self.model, self.config.compile_backend)
+
     def train_step(self, inputs: torch.Tensor, targets: dict[str, torch.Tensor], epoch: int, global_count: int = 0) -> dict[str, float]:
         """Train on one batch; ``global_count`` is the size of the global batch in data-parallel training."""
         # Freed before the forward pass, so the previous step's gradients do not add to this step's activations.
         self.optimizer.zero_grad(set_to_none=True)
-        representation, outputs = self.model(inputs)
-        task_losses = {task: self.benchmark.task_loss(task, outputs[task], targets[task]) for task in self.tasks}
+        with self.forward.autocast(self.device):
+            representation, outputs = self.model(inputs)
+            task_losses = {task: self.benchmark.task_loss(task, outputs[task], targets[task]) for task in self.tasks}
+        # Methods get float32 losses under autocast too; for float32 losses .float() returns the same tensor.
+        task_losses = {task: loss.float() for task, loss in task_losses.items()}
         if self.distributed.enabled:
             task_losses = global_losses(task_losses, inputs.shape[0], global_count)
         _check_finite(task_losses, self.step, self.config.method)
@@ -256,7 +284,7 @@ class Trainer:
             targets = {task: self.train_split.targets[task][indices].to(self.device) for task in self.tasks}
             if hasattr(self.benchmark, "augment"):
                 raw, targets = self._augment(raw, targets, global_indices, indices)
-            inputs = self.benchmark.prepare_batch(raw)
+            inputs = self.forward.inputs(self.benchmark.prepare_batch(raw))
 
             began = time.perf_counter()
             logged = self.train_step(inputs, targets, epoch, len(global_indices))
@@ -343,6 +371,9 @@ class Trainer:
         self.console.print(f"Resuming run {self.config.run_id} after epoch {state['epoch']} from {self.checkpoint_path}.")
         return state["epoch"] + 1, state["best"], state["history"]
 
+    def _evaluate(self, split: SplitTensors) -> dict[str, float]:
+        return evaluate(self.model, self.benchmark, split, self.tasks, self.evaluation_batch_size, self.device, self.distributed, self.forward)
+
     def run(self) -> dict:
         """Train, select the epoch on validation, score it on test and return the record."""
         config = self.config
@@ -356,7 +387,7 @@ class Trainer:
                 train_logged = self.train_epoch(epoch, progress)
                 if self.scheduler:
                     self.scheduler.step()
-                validation = evaluate(self.model, self.benchmark, self.validation_split, self.tasks, self.evaluation_batch_size, self.device, self.distributed)
+                validation = self._evaluate(self.validation_split)
                 mu_cos, sigma_cos = self.cosines.epoch_summary()
                 seconds = time.perf_counter() - epoch_started
 
@@ -372,7 +403,7 @@ class Trainer:
                 self.save_checkpoint(epoch, best, history)
 
         self.model.load_state_dict(best["model"])
-        test = evaluate(self.model, self.benchmark, self.test_split, self.tasks, self.evaluation_batch_size, self.device, self.distributed)
+        test = self._evaluate(self.test_split)
         return self._record(selection_metric, best, test, history, time.perf_counter() - started)
 
     def _record(self, selection_metric: str, best: dict, test: dict, history: list[dict], wall_seconds: float) -> dict:

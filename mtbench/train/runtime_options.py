@@ -1,0 +1,80 @@
+"""Opt-in speed switches of a run: bfloat16 autocast, channels-last inputs and torch.compile.
+
+``--precision bf16`` changes the numbers, so it is part of the configuration
+(``TrainConfig.precision``). ``--channels-last`` and ``--compile`` only change
+how the same computation runs, and are not.
+"""
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+from mtbench.errors import MtbenchError
+from mtbench.train.config import DEFAULT_PRECISION
+
+
+@dataclass(frozen=True)
+class ForwardOptions:
+    """Settings of the model's forward pass: bfloat16 autocast or not, channels-last 4-D inputs or not."""
+
+    autocast_dtype: torch.dtype | None = None
+    channels_last: bool = False
+
+    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
+        """Return the context of the forward pass and the task losses; the methods run outside it."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.autocast_dtype)
+
+    def inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Return 4-D ``inputs`` in channels-last memory format when ``channels_last`` is set, else ``inputs`` unchanged."""
+        if self.channels_last and inputs.dim() == 4:
+            return inputs.contiguous(memory_format=torch.channels_last)
+        return inputs
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """Return the autocast dtype of ``precision``, None for fp32; raise MtbenchError where bfloat16 is not supported."""
+    if precision == DEFAULT_PRECISION:
+        return None
+    if precision != "bf16":
+        raise MtbenchError(f"Invalid precision '{precision}': use fp32 or bf16.")
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise MtbenchError(
+            f"--precision bf16 needs a GPU with bfloat16 support, and {device} has none. "
+            "Run with --precision fp32 (the default), or on a GPU that supports bfloat16 or on the CPU."
+        )
+    return torch.bfloat16
+
+
+def check_compile(method_class, compile_model: bool) -> None:
+    """Raise MtbenchError when ``--compile`` is requested for a method that needs double backward, which torch.compile lacks."""
+    if compile_model and method_class.needs_double_backward:
+        raise MtbenchError(
+            f"Method '{method_class.name}' differentiates through task gradients (double backward), "
+            "which a model compiled with torch.compile does not support. Run it without --compile."
+        )
+
+
+def compile_in_place(model, backend: str) -> None:
+    """Compile the encoder and each decoder of ``model`` with ``torch.compile``, in place.
+
+    Each part is its own compiled graph, so the shared representation stays a
+    node of the autograd graph between them: gradients with respect to it
+    (``--param gradients=representation``, GradDrop, MGDA-UB) need that. A
+    whole model compiled as one graph returns the representation as an output
+    that no loss passes through, and its gradient would be missing.
+    ``nn.Module.compile`` keeps the modules, so parameter names, state_dict
+    and checkpoints are those of the eager model.
+
+    Task gradients and the cosine diagnostics run several backward passes
+    through one graph (``retain_graph=True``). Compiled backward passes allow
+    that only without donated buffers, so these are turned off for the process.
+    """
+    import torch._functorch.config
+
+    torch._functorch.config.donated_buffer = False
+    model.encoder.compile(backend=backend)
+    for decoder in model.decoders.values():
+        decoder.compile(backend=backend)
