@@ -8,7 +8,7 @@
 # contains the LibMTL package, installed with
 # `pip install --target FOLDER --no-deps LibMTL`) it also compares with
 # LibMTL. Each script gets a time limit, so one slow script cannot use up the
-# whole GPU session; together the limits add up to 11 minutes. It needs
+# whole GPU session; together the limits add up to 8 minutes, 10 with LibMTL. It needs
 # mtbench's dependencies (torch, torchjd, ...) in the Python that PYTHON names
 # (default python3); mtbench itself is imported from this checkout.
 set -u -o pipefail
@@ -17,6 +17,8 @@ PYTHON=${PYTHON:-python3}
 output=${1:?usage: bash benchmarks/gpu_check.sh OUTPUT_FOLDER [LIBMTL_FOLDER]}
 libmtl=${2:-}
 mkdir -p "$output"
+output=$(cd "$output" && pwd)
+if [ -n "$libmtl" ]; then libmtl=$(cd "$libmtl" && pwd) || exit 1; fi
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 

@@ -25,6 +25,7 @@ import dataclasses
 import datetime
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from mtbench.benchmarks import get_benchmark  # noqa: E402
 from mtbench.errors import MtbenchError  # noqa: E402
 from mtbench.io import atomic_write_text  # noqa: E402
 from mtbench.leaderboard.records import read_records  # noqa: E402
+from mtbench.methods import load_plugin  # noqa: E402
 from mtbench.train.optimizer import build_adam  # noqa: E402
 from mtbench.train.runtime_options import ForwardOptions  # noqa: E402
 from mtbench.train.trainer import build_method  # noqa: E402
@@ -86,7 +88,9 @@ def choose_reference(configs: dict[str, dict], benchmark: str, requested: str | 
     """Return the config id of the reference: ``requested`` (a config id or prefix) or equal weighting with default model options."""
     if requested:
         matches = [config_id for config_id in configs if config_id.startswith(requested)]
-        if len(matches) != 1:
+        if not matches:
+            raise MtbenchError(f"--reference {requested} matches no configuration of {benchmark}; give a config id of its records (lower-case hex).")
+        if len(matches) > 1:
             raise MtbenchError(f"--reference {requested} matches {len(matches)} configurations of {benchmark}; give a longer config id prefix.")
         return matches[0]
     defaults = get_benchmark(benchmark).model_options({})
@@ -134,10 +138,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per configuration and round")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per configuration before the first round")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (torch.set_num_threads)")
+    parser.add_argument("--plugin", action="append", default=[], type=Path, metavar="FILE", help="Python file that registers methods of the records")
     arguments = parser.parse_args()
+    for name in ("rounds", "steps", "threads"):
+        if getattr(arguments, name) < 1:
+            parser.error(f"--{name} must be at least 1, not {getattr(arguments, name)}")
+    if arguments.reference is not None and not arguments.reference.strip():
+        parser.error("--reference needs a config id or its prefix")
     set_up_process(arguments.threads)
 
     try:
+        for plugin in arguments.plugin:
+            load_plugin(plugin)
         configs = configurations(read_records(arguments.leaderboard_dir, arguments.benchmark))
         if not configs:
             raise MtbenchError(f"No finished runs of {arguments.benchmark} in {arguments.leaderboard_dir}/results; train some first.")
@@ -145,16 +157,17 @@ def main() -> None:
     except MtbenchError as error:
         sys.exit(f"Error: {error}")
 
-    workloads: dict[int, Workload] = {}
+    workloads: dict[tuple[int, int], Workload] = {}
     runs = {}
     for config_id, record in configs.items():
-        width = record["model_config"]["width"]
-        workload = workloads.setdefault(width, BATCHES[arguments.benchmark](batch_size=record["train_config"]["batch_size"], width=width))
-        runs[config_id] = ConfigurationRun(record, workload)
+        shape = (record["model_config"]["width"], record["train_config"]["batch_size"])
+        if shape not in workloads:
+            workloads[shape] = BATCHES[arguments.benchmark](width=shape[0], batch_size=shape[1])
+        runs[config_id] = ConfigurationRun(record, workloads[shape])
 
     print(f"{len(runs)} configurations of {arguments.benchmark}; {machine_line()}", flush=True)
     results = measure(runs, reference, arguments)
-    command = "python benchmarks/leaderboard_step_cost.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/leaderboard_step_cost.py " + shlex.join(sys.argv[1:])
     document = {
         "schema_version": SCHEMA_VERSION,
         "benchmark": arguments.benchmark,
@@ -165,8 +178,11 @@ def main() -> None:
         "configurations": results,
     }
     path = arguments.leaderboard_dir / "step_costs" / f"{arguments.benchmark}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
+    except (OSError, MtbenchError) as error:
+        sys.exit(f"Error: cannot write {path}: {error}. Remove what is in the way and run this command again.")
     for config_id, result in results.items():
         print(f"{config_id[:8]} {configs[config_id]['method']:12s} {result['ratio_cpu']:.2f} x reference, {result['gflop_per_step']:.2f} GFLOP")
     print(f"wrote {path}; run `mtbench leaderboard` to show it")

@@ -62,8 +62,9 @@ def test_tuned_allocator_reuses_heap_blocks():
     assert result["kept_free"] >= TENSOR_BYTES
 
 
-def test_environment_variable_disables_tuning():
-    result = run_child("tune", allocator_setting="Default")
+@pytest.mark.parametrize("setting", ["Default", "off", "0"])
+def test_environment_variable_disables_tuning(setting):
+    result = run_child("tune", allocator_setting=setting)
 
     assert result["tuned"] is False
     assert result["mapped"] >= TENSOR_BYTES

@@ -149,6 +149,8 @@ def _without(key: str) -> dict:
         (make_record(history=[{"epoch": 0, "train_loss": {"left": float("nan")}}]), "history[0].train_loss.left"),
         (make_record(method="single"), "tasks"),
         (make_record(status="failed", failure=""), "failure"),
+        (make_record(runtime={"channels_last": "yes", "compile_backend": None}), "runtime"),
+        (make_record(runtime={"channels_last": False}), "runtime"),
     ],
 )
 def test_append_invalid_record_rejected(tmp_path, record, key):
@@ -156,6 +158,16 @@ def test_append_invalid_record_rejected(tmp_path, record, key):
         append_record(tmp_path, record)
 
     assert not results_path(tmp_path, BENCHMARK).exists()
+
+
+def test_runtime_settings_are_optional(tmp_path):
+    append_record(tmp_path, make_record(seed=0))
+    append_record(tmp_path, make_record(seed=1, runtime={"channels_last": True, "compile_backend": "inductor"}))
+
+    assert [record.get("runtime") for record in read_records(tmp_path, BENCHMARK)] == [
+        None,
+        {"channels_last": True, "compile_backend": "inductor"},
+    ]
 
 
 def test_append_invalid_keeps_lines(tmp_path):

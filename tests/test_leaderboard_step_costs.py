@@ -308,6 +308,7 @@ INVALID_DOCUMENTS = {
     ),
     "missing reference": (lambda: _with(["reference"], ...), "'reference' is missing."),
     "top level a list": (lambda: [_document()], "expected a JSON object, got list."),
+    "machine on two lines": (lambda: _with(["machine"], "cpu\n# heading"), "'machine' must be one line"),
 }
 
 
@@ -323,6 +324,22 @@ def test_invalid_file_raises(leaderboard_dir, case):
     assert message.startswith(f"Invalid step-cost file {path}: ")
     assert expected in message
     assert message.endswith(f"Rerun `{COMMAND}` to write it again.")
+
+
+def test_folder_in_place_of_file_raises(leaderboard_dir):
+    path = leaderboard_dir / "step_costs" / f"{BENCHMARK}.json"
+    path.unlink(missing_ok=True)
+    path.mkdir(parents=True)
+
+    with pytest.raises(MtbenchError, match="exists but is not a readable file"):
+        read_step_costs(leaderboard_dir, BENCHMARK)
+
+
+def test_file_in_place_of_folder_raises(tmp_path):
+    (tmp_path / "step_costs").write_text("not a folder", encoding="utf-8")
+
+    with pytest.raises(MtbenchError, match="is a file, where the folder of step-cost files should be"):
+        read_step_costs(tmp_path, BENCHMARK)
 
 
 def test_corrupt_file_raises(leaderboard_dir):

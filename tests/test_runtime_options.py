@@ -149,6 +149,7 @@ def test_channels_last_keeps_id_and_metrics(default_record, tiny_data_root, tmp_
 
     assert trainer.model.shared_parameters()[0].is_contiguous(memory_format=torch.channels_last)
     assert record["config_id"] == default_record["config_id"]
+    assert record["runtime"] == {"channels_last": True, "compile_backend": None}
     # Channels-last convolutions use other CPU kernels, which sum in another order: equal up to float32 rounding.
     for entry, default_entry in zip(record["history"], default_record["history"]):
         for task, loss in entry["train_loss"].items():
@@ -171,16 +172,29 @@ def test_compiled_run_finishes_with_eager_checkpoint_keys(method, tiny_data_root
     assert list(state["model"]) == list(eager.model.state_dict())
 
 
+def without_runtime(record: dict) -> dict:
+    """Return ``record`` without its timings and its runtime settings, which differ between the runs compared."""
+    return {key: value for key, value in without_timings(record).items() if key != "runtime"}
+
+
 def test_compiled_graddrop_keeps_representation_gradients(tiny_data_root, tmp_path):
     """GradDrop works on gradients with respect to the shared representation, which a single compiled graph would lose."""
     _, eager = run_once(tiny_data_root, tmp_path / "eager", method="graddrop")
     _, compiled = run_once(tiny_data_root, tmp_path / "compiled", method="graddrop", **COMPILE)
-    assert without_timings(compiled) == without_timings(eager)
+    assert compiled["runtime"] == {"channels_last": False, "compile_backend": "aot_eager"}
+    assert eager["runtime"] == {"channels_last": False, "compile_backend": None}
+    assert without_runtime(compiled) == without_runtime(eager)
 
 
 def test_methods_with_double_backward_are_marked():
     marked = [name for name in list_methods() if get_method(name).needs_double_backward]
     assert marked == ["cosreg"]
+
+
+def test_compile_backend_without_compile_is_rejected(tmp_path):
+    arguments = build_parser().parse_args(["run", "--method", "equal", "--compile-backend", "aot_eager", "--data-root", str(tmp_path)])
+    with pytest.raises(MtbenchError, match="--compile-backend aot_eager has no effect without --compile"):
+        build_run_config(arguments)
 
 
 def test_compile_rejects_cosreg_before_data(tmp_path):

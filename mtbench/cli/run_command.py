@@ -85,7 +85,9 @@ def add_parser(commands) -> None:
         action="store_true",
         help="compile the encoder and each decoder with torch.compile (not part of the configuration id; not for methods that need double backward, such as cosreg)",
     )
-    parser.add_argument("--compile-backend", default="inductor", metavar="NAME", help="torch.compile backend used with --compile, e.g. inductor or aot_eager")
+    parser.add_argument(
+        "--compile-backend", default=None, metavar="NAME", help="torch.compile backend used with --compile (default inductor), e.g. aot_eager"
+    )
     parser.add_argument(
         "--resume",
         action="store_true",
@@ -194,8 +196,11 @@ def build_run_config(arguments: argparse.Namespace) -> tuple["RunConfig", list[i
     benchmark = get_benchmark(arguments.benchmark)
     method_class = get_method(arguments.method)
     check_compile(method_class, arguments.compile)
+    if arguments.compile_backend is not None and not arguments.compile:
+        raise MtbenchError(f"--compile-backend {arguments.compile_backend} has no effect without --compile. Add --compile, or drop it.")
+    compile_backend = arguments.compile_backend or "inductor"
     if arguments.compile:
-        _check_compile_backend(arguments.compile_backend)
+        _check_compile_backend(compile_backend)
     method_config = parse_method_parameters(method_class, arguments.param)
 
     tasks = arguments.task or benchmark.definition.task_names
@@ -244,7 +249,7 @@ def build_run_config(arguments: argparse.Namespace) -> tuple["RunConfig", list[i
         deterministic=arguments.deterministic,
         channels_last=arguments.channels_last,
         compile=arguments.compile,
-        compile_backend=arguments.compile_backend,
+        compile_backend=compile_backend,
     )
     # Built once here so that a rejected hyper-parameter stops the command before any data is read.
     checked_tasks = list(config.tasks[:1]) if method_class.single_task else list(config.tasks)

@@ -101,6 +101,21 @@ RESULT_FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {
 }
 
 
+def _is_runtime(value: object) -> bool:
+    return (
+        isinstance(value, dict)
+        and set(value) == {"channels_last", "compile_backend"}
+        and isinstance(value["channels_last"], bool)
+        and (value["compile_backend"] is None or isinstance(value["compile_backend"], str))
+    )
+
+
+# Optional keys, checked when present. Records written before mtbench stored them lack them.
+OPTIONAL_FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "runtime": (_is_runtime, "an object with channels_last (true or false) and compile_backend (null or a backend name)"),
+}
+
+
 def _record_error(record: dict, key: str, message: str) -> MtbenchError:
     run_id = record.get("run_id") if isinstance(record.get("run_id"), str) else "?"
     return MtbenchError(f"Invalid run record (run_id {run_id}): key '{key}' {message}")
@@ -199,6 +214,7 @@ def validate_record(record: object) -> None:
 
     _validate_json_values(record)
 
+    _validate_fields(record, OPTIONAL_FIELDS, required=False)
     finished = record["status"] == "finished"
     _validate_fields(record, RESULT_FIELDS, required=finished)
     if finished:

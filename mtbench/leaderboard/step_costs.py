@@ -126,6 +126,8 @@ class _FileValidator:
         value = self.require(table, key)
         if not isinstance(value, str) or not value:
             raise self.invalid(key, f"must be a non-empty string, got {value!r}.")
+        if "\n" in value or "\r" in value:
+            raise self.invalid(key, f"must be one line, because the notes of the leaderboard quote it, got {value!r}.")
         return value
 
     def number(self, table: dict, key: str, prefix: str) -> float:
@@ -204,8 +206,15 @@ def read_step_costs(leaderboard_dir: str | Path, benchmark: str) -> StepCosts | 
     not a key of ``configurations``.
     """
     path = step_costs_path(leaderboard_dir, benchmark)
-    if not path.is_file():
+    if path.parent.exists() and not path.parent.is_dir():
+        raise MtbenchError(f"{path.parent} is a file, where the folder of step-cost files should be. Remove or rename it.")
+    if not path.exists() and not path.is_symlink():
         return None
+    if not path.is_file():
+        raise MtbenchError(
+            f"The step-cost path {path} exists but is not a readable file (a folder, a broken link or a special file). "
+            f"Remove it, or write it again with `{default_command(benchmark)}`."
+        )
     document = _load_document(path, benchmark)
     # Errors name the default command, because the file's own "command" may be the invalid value or name another benchmark.
     validator = _FileValidator(path, default_command(benchmark))

@@ -12,8 +12,8 @@ quarter of the step time (see ``benchmarks/cpu_allocator.py``).
 with ``mallopt``, so that freed blocks stay in the heap and are reused in the
 next step. The process keeps the memory of its largest step, which a training
 process would need again anyway. Numbers do not change, only where the bytes
-come from. Set ``MTBENCH_CPU_ALLOCATOR=default`` to leave glibc's settings as
-they are.
+come from. Set ``MTBENCH_CPU_ALLOCATOR=default`` (or off, 0, false, no) to
+leave glibc's settings as they are.
 """
 
 import ctypes
@@ -33,15 +33,18 @@ TRIM_THRESHOLD = (1 << 31) - 1
 TOP_PAD = 64 << 20
 
 ENVIRONMENT_VARIABLE = "MTBENCH_CPU_ALLOCATOR"
+# Values of the variable that leave glibc's settings alone; any other value, or none, tunes them.
+UNTUNED_VALUES = ("default", "off", "0", "false", "no")
 
 
 def keep_freed_memory() -> bool:
     """Tune glibc's malloc to reuse freed blocks instead of unmapping them; return whether it was tuned.
 
     Does nothing, and returns False, outside Linux, with a C library without
-    ``mallopt``, or when ``MTBENCH_CPU_ALLOCATOR`` is "default".
+    ``mallopt``, or when ``MTBENCH_CPU_ALLOCATOR`` is one of ``UNTUNED_VALUES``
+    in any case.
     """
-    if os.environ.get(ENVIRONMENT_VARIABLE, "").strip().lower() == "default" or not sys.platform.startswith("linux"):
+    if os.environ.get(ENVIRONMENT_VARIABLE, "").strip().lower() in UNTUNED_VALUES or not sys.platform.startswith("linux"):
         return False
     mallopt = _glibc_mallopt()
     if mallopt is None:

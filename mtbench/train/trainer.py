@@ -38,7 +38,7 @@ from mtbench.train.distributed import (
     sum_statistics,
 )
 from mtbench.train.environment import git_commit, peak_memory_mb, resolve_device, use_deterministic_algorithms, versions
-from mtbench.train.optimizer import build_adam
+from mtbench.train.optimizer import build_adam, match_state_layout
 from mtbench.train.runtime_options import ForwardOptions, autocast_dtype, check_compile, compile_in_place
 
 
@@ -357,6 +357,7 @@ class Trainer:
             self.model.load_state_dict(state["model"])
             self.method.load_state_dict(state["method"])
             self.optimizer.load_state_dict(state["optimizer"])
+            match_state_layout(self.optimizer)
             if self.scheduler:
                 self.scheduler.load_state_dict(state["scheduler"])
             self.cosines.load_state(state["cosines"])
@@ -373,6 +374,11 @@ class Trainer:
 
     def _evaluate(self, split: SplitTensors) -> dict[str, float]:
         return evaluate(self.model, self.benchmark, split, self.tasks, self.evaluation_batch_size, self.device, self.distributed, self.forward)
+
+    def _seconds_per_step(self) -> float:
+        """Return the mean step time; with --compile the first step, which compiles the model, is left out."""
+        times = self.step_seconds[1:] if self.config.compile and len(self.step_seconds) > 1 else self.step_seconds
+        return float(np.mean(times)) if times else 0.0
 
     def run(self) -> dict:
         """Train, select the epoch on validation, score it on test and return the record."""
@@ -428,10 +434,11 @@ class Trainer:
             "sigma_cos": sigma_cos,
             "first_epoch_sigma_cos": history[0]["sigma_cos"] if history else None,
             "cosines_file": None,
-            "seconds_per_step": float(np.mean(self.step_seconds)) if self.step_seconds else 0.0,
+            "seconds_per_step": self._seconds_per_step(),
             "peak_memory_mb": peak_memory_mb(self.device),
             "wall_seconds": wall_seconds,
             "device": str(self.device),
+            "runtime": {"channels_last": config.channels_last, "compile_backend": config.compile_backend if config.compile else None},
             **versions(),
             "git_commit": git_commit(),
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
