@@ -234,7 +234,7 @@ def _protocol_lines(report: BenchmarkReport) -> list[str]:
         f"- Protocol {_format_values(record['protocol'] for record in finished)}, "
         f"model {_format_values(record['model'] for record in finished)}; training: {training}.",
         "- Each run reports the epoch with the best validation selection metric. Within each variant (method, batch norm, "
-        f"dropout) the configuration with the best mean validation {leaderboard.selection_metric} is selected; "
+        f"dropout, precision) the configuration with the best mean validation {leaderboard.selection_metric} is selected; "
         "ties go to more seeds, then to the smaller config id. Test numbers are never used for selection.",
         "- Values are mean (std) over seeds; std is the sample standard deviation over seeds (ddof=1), \"-\" for a single seed. "
         "Accuracies are in %.",
