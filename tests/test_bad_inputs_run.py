@@ -337,3 +337,54 @@ def test_read_only_leaderboard_folder(capsys, tiny_data_root, outputs):
     assert_user_error(result, f"Cannot write {leaderboard / 'results' / 'multidigitmnist' / 'cosines'}", "permission denied")
     assert "epoch 1/1" not in result.out
     assert tree_digest(leaderboard) | tree_digest(runs) == digest
+
+
+def test_compile_with_cosreg(capsys, tiny_data_root, outputs):
+    before = tree_digest(outputs[0].parent)
+
+    result = run_method(capsys, tiny_data_root, outputs, "--method", "cosreg", "--compile")
+
+    assert_user_error(result, "Method 'cosreg' differentiates through task gradients (double backward)", "without --compile")
+    assert tree_digest(outputs[0].parent) == before
+
+
+def test_compile_backend_without_compile(capsys, tiny_data_root, outputs):
+    before = tree_digest(outputs[0].parent)
+
+    result = run_method(capsys, tiny_data_root, outputs, "--method", "equal", "--compile-backend", "aot_eager")
+
+    assert_user_error(result, "--compile-backend aot_eager has no effect without --compile")
+    assert tree_digest(outputs[0].parent) == before
+
+
+def test_unknown_compile_backend(capsys, tiny_data_root, outputs):
+    before = tree_digest(outputs[0].parent)
+
+    result = run_method(capsys, tiny_data_root, outputs, "--method", "equal", "--compile", "--compile-backend", "nonsense")
+
+    assert_user_error(result, "Unknown --compile-backend 'nonsense'")
+    assert tree_digest(outputs[0].parent) == before
+
+
+def test_step_cost_file_is_a_folder(capsys, outputs):
+    leaderboard, _ = outputs
+    (leaderboard / "step_costs" / "multidigitmnist.json").mkdir(parents=True)
+    before = tree_digest(leaderboard)
+
+    result = run_cli(capsys, "leaderboard", "--leaderboard-dir", leaderboard)
+
+    assert_user_error(result, "step_costs/multidigitmnist.json exists but is not a readable file")
+    assert tree_digest(leaderboard) == before
+
+
+def test_step_cost_file_not_json(capsys, outputs):
+    leaderboard, _ = outputs
+    path = leaderboard / "step_costs" / "multidigitmnist.json"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"schema_version": 1,', encoding="utf-8")
+    before = tree_digest(leaderboard)
+
+    result = run_cli(capsys, "leaderboard", "--leaderboard-dir", leaderboard)
+
+    assert_user_error(result, f"Cannot read the step-cost file {path}", "leaderboard_step_cost.py --benchmark multidigitmnist")
+    assert tree_digest(leaderboard) == before
