@@ -8,9 +8,10 @@
 # contains the LibMTL package, installed with
 # `pip install --target FOLDER --no-deps LibMTL`) it also compares with
 # LibMTL. Each script gets a time limit, so one slow script cannot use up the
-# whole GPU session; together the limits add up to 8 minutes, 10 with LibMTL. It needs
-# mtbench's dependencies (torch, torchjd, ...) in the Python that PYTHON names
-# (default python3); mtbench itself is imported from this checkout.
+# whole GPU session. Together the limits add up to 8 minutes, or 10 with
+# LibMTL. It needs mtbench's dependencies (torch, torchjd, ...) in the
+# Python that PYTHON names (default python3). mtbench itself is imported
+# from this checkout.
 set -u -o pipefail
 PYTHON=${PYTHON:-python3}
 

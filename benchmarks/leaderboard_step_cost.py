@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import count_flops, interleaved_timings, machine_line, peak_memory, round_ratio, set_up_process  # noqa: E402
+from measure import add_timing_arguments, count_flops, interleaved_timings, machine_line, peak_memory, round_ratio, set_up_process  # noqa: E402
 from runtime_options import under_autocast  # noqa: E402
 from workloads import Workload, cnn_workload, train_step  # noqa: E402
 
@@ -41,14 +41,15 @@ from mtbench.benchmarks import get_benchmark  # noqa: E402
 from mtbench.errors import MtbenchError  # noqa: E402
 from mtbench.io import atomic_write_text  # noqa: E402
 from mtbench.leaderboard.records import read_records  # noqa: E402
+from mtbench.leaderboard.step_costs import SCHEMA_VERSION, step_costs_path  # noqa: E402
 from mtbench.methods import load_plugin  # noqa: E402
+from mtbench.train.config import DEFAULT_PRECISION  # noqa: E402
 from mtbench.train.optimizer import build_adam  # noqa: E402
-from mtbench.train.runtime_options import ForwardOptions  # noqa: E402
+from mtbench.train.runtime_options import ForwardOptions, autocast_dtype  # noqa: E402
 from mtbench.train.trainer import build_method  # noqa: E402
 
 # Benchmarks whose random batches the workloads module can make, with the model width taken from each record.
 BATCHES = {"multidigitmnist": cnn_workload}
-SCHEMA_VERSION = 1
 
 
 class ConfigurationRun:
@@ -59,9 +60,9 @@ class ConfigurationRun:
         self.workload = dataclasses.replace(workload, tasks=list(record["tasks"]))
         torch.manual_seed(0)
         self.model = benchmark.build_model(self.workload.tasks, record["model_config"])
-        if record["train_config"].get("precision", "fp32") == "bf16":
-            # As `mtbench run --precision bf16`: the forward pass and the task losses under bfloat16 autocast.
-            forward = ForwardOptions(autocast_dtype=torch.bfloat16)
+        forward = ForwardOptions(autocast_dtype(record["train_config"].get("precision", DEFAULT_PRECISION), workload.device))
+        if forward.autocast_dtype is not None:
+            # As `mtbench run --precision bf16`: the forward pass and the task losses under autocast.
             self.model.forward = under_autocast(forward, workload.device, self.model.forward)
             self.workload = dataclasses.replace(self.workload, task_loss=under_autocast(forward, workload.device, workload.task_loss))
         self.model.train()
@@ -134,15 +135,9 @@ def main() -> None:
     parser.add_argument("--benchmark", choices=sorted(BATCHES), default="multidigitmnist", help="benchmark whose records to measure")
     parser.add_argument("--leaderboard-dir", type=Path, default=Path("leaderboard"), help="leaderboard folder with results/")
     parser.add_argument("--reference", default=None, help="config id (or prefix) of the reference configuration")
-    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds over all configurations")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per configuration and round")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per configuration before the first round")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (torch.set_num_threads)")
+    add_timing_arguments(parser, rounds=10, steps=3, warmup=3, candidate="configuration")
     parser.add_argument("--plugin", action="append", default=[], type=Path, metavar="FILE", help="Python file that registers methods of the records")
     arguments = parser.parse_args()
-    for name in ("rounds", "steps", "threads"):
-        if getattr(arguments, name) < 1:
-            parser.error(f"--{name} must be at least 1, not {getattr(arguments, name)}")
     if arguments.reference is not None and not arguments.reference.strip():
         parser.error("--reference needs a config id or its prefix")
     set_up_process(arguments.threads)
@@ -177,7 +172,7 @@ def main() -> None:
         "reference": reference,
         "configurations": results,
     }
-    path = arguments.leaderboard_dir / "step_costs" / f"{arguments.benchmark}.json"
+    path = step_costs_path(arguments.leaderboard_dir, arguments.benchmark)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(document, indent=2, sort_keys=True) + "\n")

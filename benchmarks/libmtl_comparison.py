@@ -20,7 +20,7 @@ pass the folder that contains the ``LibMTL`` package. The PyPI release
     pip install cvxpy
     python benchmarks/libmtl_comparison.py --libmtl-path /tmp/libmtl-git --workload cnn
 
-A pair whose LibMTL class is missing or raises gets a row that says so.
+A pair whose LibMTL class is missing or raises an exception gets a row with the reason.
 
 Only LibMTL's ``LibMTL.weighting`` modules are imported. The package's
 ``__init__`` is skipped, because in LibMTL 1.1.5 it imports a torchvision
@@ -50,7 +50,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import count_flops, format_table, interleaved_timings, machine_line, peak_memory, round_ratio, set_up_process  # noqa: E402
+from measure import add_timing_arguments, count_flops, format_table, interleaved_timings, machine_line, peak_memory, round_ratio, set_up_process  # noqa: E402
 from workloads import WORKLOADS, Workload, train_step  # noqa: E402
 
 from mtbench.methods import get_method  # noqa: E402
@@ -238,10 +238,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--libmtl-path", type=Path, default=None, help="folder that contains the LibMTL package")
     parser.add_argument("--workload", choices=sorted(WORKLOADS), default="cnn", help="model and data to train")
-    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds per pair")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per side and round")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per side before the first round")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (torch.set_num_threads)")
+    add_timing_arguments(parser, rounds=10, steps=3, warmup=3, candidate="side")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda to measure on the GPU")
     parser.add_argument(
         "--libmtl-fused-adam", action="store_true", help="give LibMTL's side the same fused Adam as mtbench's, to separate the optimiser's share"

@@ -38,6 +38,7 @@ encoder layer: one per backward pass through the whole encoder, where a
 batched vector-Jacobian product over K tasks counts once.
 """
 
+import argparse
 import statistics
 import time
 import weakref
@@ -128,7 +129,7 @@ class PeakTensorMemory(TorchDispatchMode):
     untimed steps.
     """
 
-    def __init__(self, held: list[torch.Tensor] = ()) -> None:
+    def __init__(self, held: Iterable[torch.Tensor] = ()) -> None:
         super().__init__()
         self.live_bytes = 0
         self.peak_bytes = 0
@@ -236,6 +237,34 @@ def format_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+
+    return parse
+
+
+def add_timing_arguments(
+    parser: argparse.ArgumentParser, rounds: int, steps: int, warmup: int, candidate: str, warmup_note: str = ""
+) -> None:
+    """Add --rounds, --steps, --warmup and --threads, the options of every interleaved timing, to ``parser``.
+
+    ``candidate`` names what is timed in the help texts, such as "method", and
+    ``warmup_note`` ends the help of --warmup.
+    Rounds, steps and threads must be at least 1 and warm-up steps at least 0.
+    """
+    parser.add_argument("--rounds", type=_count(1), default=rounds, help=f"interleaved rounds over all {candidate}s")
+    parser.add_argument("--steps", type=_count(1), default=steps, help=f"timed steps per {candidate} and round")
+    parser.add_argument("--warmup", type=_count(0), default=warmup, help=f"untimed steps per {candidate} before the first round{warmup_note}")
+    parser.add_argument("--threads", type=_count(1), default=1, help="torch intra-op threads (torch.set_num_threads)")
 
 
 def set_up_process(threads: int) -> None:

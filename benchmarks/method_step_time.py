@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import BackwardCounter, count_flops, format_table, interleaved_timings, machine_line, peak_memory, round_ratio, set_up_process  # noqa: E402
+from measure import BackwardCounter, add_timing_arguments, count_flops, format_table, interleaved_timings, machine_line, peak_memory, round_ratio, set_up_process  # noqa: E402
 from workloads import WORKLOADS, Workload, train_step  # noqa: E402
 
 from mtbench.methods import get_method, list_methods  # noqa: E402
@@ -65,10 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workload", choices=sorted(WORKLOADS), default="cnn", help="model and data to train")
     parser.add_argument("--methods", default="", help="comma-separated method names (default: every multi-task method)")
-    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds over all methods")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per method and round")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per method before the first round")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (torch.set_num_threads)")
+    add_timing_arguments(parser, rounds=10, steps=3, warmup=3, candidate="method")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda to measure on the GPU")
     arguments = parser.parse_args()
 

@@ -9,7 +9,7 @@ the same initial weights on the same random batches, in this one process:
 - ``channels-last``: the model and the 4-D inputs in channels-last memory
   format (``--channels-last``);
 - ``compile``: the encoder and each decoder compiled with torch.compile as
-  ``--compile`` does (``mtbench.train.trainer.compile_in_place``), inductor
+  ``--compile`` does (``mtbench.train.runtime_options.compile_in_place``), inductor
   by default.
 
 CosReg needs double backward, which torch.compile does not support, so it has
@@ -35,12 +35,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import format_table, interleaved_timings, machine_line, peak_memory, round_ratio, set_up_process  # noqa: E402
+from measure import add_timing_arguments, format_table, interleaved_timings, machine_line, peak_memory, round_ratio, set_up_process  # noqa: E402
 from workloads import WORKLOADS, Workload, train_step  # noqa: E402
 
 from mtbench.methods import get_method  # noqa: E402
 from mtbench.train.optimizer import build_adam  # noqa: E402
-from mtbench.train.runtime_options import ForwardOptions, compile_in_place  # noqa: E402
+from mtbench.train.runtime_options import ForwardOptions, prepare_model  # noqa: E402
 
 OPTIONS = ("default", "bf16", "channels-last", "compile")
 
@@ -62,10 +62,7 @@ class OptionRun:
         self.option = option
         self.model = workload.build_model()
         self.forward = ForwardOptions(torch.bfloat16 if option == "bf16" else None, option == "channels-last")
-        if option == "channels-last":
-            self.model = self.model.to(memory_format=torch.channels_last)
-        if option == "compile":
-            compile_in_place(self.model, backend)
+        self.model = prepare_model(self.model, option == "channels-last", backend if option == "compile" else None)
         if option == "bf16":
             self.model.forward = under_autocast(self.forward, workload.device, self.model.forward)
             workload = dataclasses.replace(workload, task_loss=under_autocast(self.forward, workload.device, workload.task_loss))
@@ -138,10 +135,7 @@ def main() -> None:
     parser.add_argument("--methods", default="equal,mgda,pcgrad,cosreg", help="comma-separated method names")
     parser.add_argument("--options", default=",".join(OPTIONS), help=f"comma-separated candidates among {', '.join(OPTIONS)}; default always runs")
     parser.add_argument("--compile-backend", default="inductor", help="torch.compile backend of the compile candidate")
-    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds over all candidates")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per candidate and round")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per candidate before the first round, after its first step")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (torch.set_num_threads)")
+    add_timing_arguments(parser, rounds=10, steps=3, warmup=2, candidate="candidate", warmup_note=", after its first step")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda to measure on the GPU")
     arguments = parser.parse_args()
 

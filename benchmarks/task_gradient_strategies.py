@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import format_table, interleaved_timings, machine_line, peak_memory, round_ratio, set_up_process  # noqa: E402
+from measure import add_timing_arguments, format_table, interleaved_timings, machine_line, peak_memory, round_ratio, set_up_process  # noqa: E402
 from workloads import WORKLOADS, Workload, train_step  # noqa: E402
 
 from mtbench.methods import StepContext, get_method  # noqa: E402
@@ -82,10 +82,7 @@ class Candidate:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workload", choices=sorted(WORKLOADS), default="cnn", help="model and data to train")
-    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds")
-    parser.add_argument("--steps", type=int, default=4, help="timed steps per candidate and round")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per candidate before the first round")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (torch.set_num_threads)")
+    add_timing_arguments(parser, rounds=15, steps=4, warmup=3, candidate="candidate")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda to measure on the GPU")
     arguments = parser.parse_args()
 

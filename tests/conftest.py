@@ -1,10 +1,11 @@
-"""Shared fixtures: a tiny prepared MultiDigitMNIST whose digits a small CNN can learn."""
+"""Shared fixtures: a tiny prepared MultiDigitMNIST whose digits a small CNN can learn, and one-thread torch."""
 
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from mtbench.data.multidigitmnist import prepare_multidigitmnist
 
@@ -45,3 +46,16 @@ def tiny_data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("data")
     prepare_multidigitmnist(make_learnable_mnist(per_digit=40), root / "multidigitmnist", seed=0, images_per_pair=24, log=lambda message: None)
     return root
+
+
+@pytest.fixture
+def one_thread():
+    """Run torch with one thread, then restore the thread count.
+
+    On a busy machine two spinning OpenMP threads slow many small steps many
+    times over, and one thread also reduces sums in the same order every run.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -15,13 +15,7 @@ TASKS = ["a", "b", "c"]
 GRADIENT_METHODS = [name for name in list_methods() if get_method(name).uses_task_gradients and not get_method(name).single_task]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Run with one thread: on a busy machine two spinning OpenMP threads slow small steps many times over."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class SmallConvModel(MultiTaskModel):

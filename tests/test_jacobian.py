@@ -23,13 +23,7 @@ from mtbench.models.segnet import DenseHead, SegNet, SegNetConfig
 REPRESENTATION_STRATEGIES = [strategy for strategy in TASK_GRADIENT_STRATEGIES if strategy != "loop"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Run with one thread: on a busy machine two spinning OpenMP threads slow small convolutions many times over."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class SmallModel(MultiTaskModel):

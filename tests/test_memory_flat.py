@@ -26,13 +26,7 @@ GROWTH_BOUND = 64 * 1024
 STEPS_PER_EPOCH = 20
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Train with one thread: on a busy machine two spinning OpenMP threads slow these many small steps many times over."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 needs_mallinfo2 = pytest.mark.skipif(mallinfo2 is None, reason="needs glibc 2.33 or later for mallinfo2")

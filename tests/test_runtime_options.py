@@ -29,13 +29,7 @@ COMPILE = {"compile": True, "compile_backend": "aot_eager"}
 BF16 = {"precision": "bf16"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread, as in test_resume.py: the same order of floating-point sums in every run."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def configure(data_root: Path, folder: Path, method: str = "equal", epochs: int = 1, precision: str = "fp32", **options) -> RunConfig:

@@ -17,6 +17,7 @@ from mtbench.leaderboard.directions import METRIC_DIRECTIONS, metric_direction
 from mtbench.leaderboard.seed_statistics import Statistic, summarize
 from mtbench.metrics.classification import harmonic_mean
 from mtbench.metrics.dense import MEAN_TASK_SCORE, TASK_SCORES
+from mtbench.train.config import DEFAULT_PRECISION
 
 __all__ = [
     "METRIC_DIRECTIONS",
@@ -48,19 +49,19 @@ class Variant:
     method: str
     batchnorm: bool
     dropout: bool
-    precision: str = "fp32"
+    precision: str = DEFAULT_PRECISION
 
     @property
     def label(self) -> str:
         """Return the name without hyper-parameters, e.g. "CosReg + BatchNorm", "Dropout" or "No reg + bf16"."""
         label = _compose_label(METHOD_TITLES.get(self.method, self.method), self.method, "Dropout" if self.dropout else None, self.batchnorm)
-        return label if self.precision == "fp32" else f"{label} + {self.precision}"
+        return _with_precision(label, self.precision)
 
     @property
     def sort_key(self) -> tuple:
         """Order: single task, equal weights, CosReg, then other methods by name; plain before dropout before batch norm; fp32 first."""
         rank = METHOD_ORDER.index(self.method) if self.method in METHOD_ORDER else len(METHOD_ORDER)
-        return (rank, self.method, self.batchnorm, self.dropout, self.precision != "fp32", self.precision)
+        return (rank, self.method, self.batchnorm, self.dropout, self.precision != DEFAULT_PRECISION, self.precision)
 
 
 def _compose_label(method_title: str, method: str, dropout_title: str | None, batchnorm: bool) -> str:
@@ -71,6 +72,15 @@ def _compose_label(method_title: str, method: str, dropout_title: str | None, ba
     if batchnorm:
         parts.append("BatchNorm")
     return " + ".join(parts)
+
+
+def _precision(train_config: dict | None) -> str:
+    """Return the precision of a record's ``train_config``, which leaves the default out."""
+    return (train_config or {}).get("precision", DEFAULT_PRECISION)
+
+
+def _with_precision(label: str, precision: str) -> str:
+    return label if precision == DEFAULT_PRECISION else f"{label} + {precision}"
 
 
 def _format_setting(value: object) -> str:
@@ -97,8 +107,8 @@ def _method_title(method: str, method_config: dict) -> str:
 
 def variant_of(method: str, model_config: dict, train_config: dict | None = None) -> Variant:
     """Return the variant of a configuration; a missing "batchnorm" or "dropout" counts as off, a missing "precision" as fp32."""
-    precision = (train_config or {}).get("precision", "fp32")
-    return Variant(method, bool(model_config.get("batchnorm", False)), float(model_config.get("dropout", 0.0) or 0.0) > 0, precision)
+    dropout = float(model_config.get("dropout", 0.0) or 0.0) > 0
+    return Variant(method, bool(model_config.get("batchnorm", False)), dropout, _precision(train_config))
 
 
 def row_label(method: str, method_config: dict, model_config: dict, train_config: dict | None = None) -> str:
@@ -110,8 +120,7 @@ def row_label(method: str, method_config: dict, model_config: dict, train_config
     dropout_title = f"Dropout (p={dropout:g})" if dropout > 0 else None
     batchnorm = bool(model_config.get("batchnorm", False))
     label = _compose_label(_method_title(method, method_config), method, dropout_title, batchnorm)
-    precision = (train_config or {}).get("precision", "fp32")
-    return label if precision == "fp32" else f"{label} + {precision}"
+    return _with_precision(label, _precision(train_config))
 
 
 @dataclass

@@ -25,6 +25,7 @@ from mtbench.leaderboard.published import PublishedColumn, PublishedRow, Publish
 from mtbench.leaderboard.report import BenchmarkReport
 from mtbench.leaderboard.step_costs import STEP_COSTS_FOLDER, StepCosts, reference_label
 from mtbench.metrics.dense import MEAN_TASK_SCORE
+from mtbench.train.config import DEFAULT_PRECISION
 
 __all__ = ["format_metric", "format_statistic", "metric_header", "render_benchmark", "render_index"]
 
@@ -38,7 +39,7 @@ GFLOP_HEADER = "GFLOP per step (benchmark)"
 # Variant settings already shown in the label, so the settings column skips them.
 LABELLED_SETTINGS = ("batchnorm", "dropout", "precision")
 # Training settings that records leave out at their default value.
-OMITTED_TRAINING_DEFAULTS = {"precision": "fp32"}
+OMITTED_TRAINING_DEFAULTS = {"precision": DEFAULT_PRECISION}
 
 
 def _escape(text: str) -> str:

@@ -79,9 +79,9 @@ def scaled_gram(gradients: torch.Tensor, zero_negligible_rows: bool = False) -> 
     gram = scaled @ scaled.T
     del scaled
     if zero_negligible_rows:
-        # The diagonal holds the squared row norms, so zeroing a negligible row of G / s zeroes its row and column here.
-        kept = (torch.diagonal(gram) >= NEGLIGIBLE_SQUARED_NORM).to(gram.dtype)
-        gram = gram * kept[:, None] * kept[None, :]
+        # The diagonal contains the squared row norms, so zeroing a negligible row of G / s zeroes its row and column here.
+        significant = (torch.diagonal(gram) >= NEGLIGIBLE_SQUARED_NORM).to(gram.dtype)
+        gram = gram * significant[:, None] * significant[None, :]
     return gram, float(scale)
 
 

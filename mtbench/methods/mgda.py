@@ -54,9 +54,10 @@ def frank_wolfe_weights(gramian: torch.Tensor, tolerance: float, max_iterations:
     """Return the min-norm weights w for the K x K ``gramian``, by the Frank-Wolfe solver of Sener and Koltun's Algorithm 2.
 
     Start at w = (1/K, ..., 1/K). Each iteration moves towards the vertex e_t
-    whose task t has the smallest (G w)_t, by the exact line search of their
-    Algorithm 1 on the segment from w to e_t, and the loop stops when the step
-    gamma falls below ``tolerance`` or after ``max_iterations`` iterations.
+    whose task t has the smallest (G w)_t. The step gamma comes from the exact
+    line search of their Algorithm 1 on the segment from w to e_t. The loop
+    stops when gamma falls below ``tolerance`` or after ``max_iterations``
+    iterations.
     This is the loop of TorchJD's ``MGDAWeighting``, run in float64 Python
     arithmetic: for K = 3 it takes a tenth of the time of the same loop on
     tensors, which could reach 14 ms per step when it ran all 250 iterations.

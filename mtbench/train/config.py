@@ -82,6 +82,11 @@ class RunConfig:
         }
 
     @property
+    def active_compile_backend(self) -> str | None:
+        """Return the torch.compile backend of the run, or None when it runs without --compile."""
+        return self.compile_backend if self.compile else None
+
+    @property
     def config_id(self) -> str:
         return configuration_id(self.identity())
 

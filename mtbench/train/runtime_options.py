@@ -78,3 +78,12 @@ def compile_in_place(model, backend: str) -> None:
     model.encoder.compile(backend=backend)
     for decoder in model.decoders.values():
         decoder.compile(backend=backend)
+
+
+def prepare_model(model: torch.nn.Module, channels_last: bool, compile_backend: str | None) -> torch.nn.Module:
+    """Return ``model`` in channels-last memory format if requested, compiled in place with ``compile_backend`` unless it is None."""
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if compile_backend is not None:
+        compile_in_place(model, compile_backend)
+    return model

@@ -39,7 +39,7 @@ from mtbench.train.distributed import (
 )
 from mtbench.train.environment import git_commit, peak_memory_mb, resolve_device, use_deterministic_algorithms, versions
 from mtbench.train.optimizer import build_adam, match_state_layout
-from mtbench.train.runtime_options import ForwardOptions, autocast_dtype, check_compile, compile_in_place
+from mtbench.train.runtime_options import ForwardOptions, autocast_dtype, check_compile, prepare_model
 
 
 class TrainingDiverged(MtbenchError):
@@ -173,7 +173,7 @@ class Trainer:
                 f"Out of memory while building the model with options {config.model_config}. "
                 "Use a smaller --width, --kernel-size or --hidden-units."
             ) from error
-        self._prepare_model()
+        self.model = prepare_model(self.model, config.channels_last, config.active_compile_backend)
         self.method = build_method(config.method, self.tasks, config.method_config).to(self.device)
         self.parameters = list(self.model.parameters()) + list(self.method.parameters())
         self.optimizer = build_adam(self.parameters, config.train.learning_rate, self.device)
@@ -187,13 +187,6 @@ class Trainer:
         self.cosines = CosineTracker()
         self.step = 0
         self.step_seconds: list[float] = []
-
-    def _prepare_model(self) -> None:
-        """Convert the model to channels-last memory format and compile it, as the run configuration requests."""
-        if self.config.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        if self.config.compile:
-            compile_in_place(self.model, self.config.compile_backend)
 
     def train_step(self, inputs: torch.Tensor, targets: dict[str, torch.Tensor], epoch: int, global_count: int = 0) -> dict[str, float]:
         """Train on one batch; ``global_count`` is the size of the global batch in data-parallel training."""
@@ -376,7 +369,10 @@ class Trainer:
         return evaluate(self.model, self.benchmark, split, self.tasks, self.evaluation_batch_size, self.device, self.distributed, self.forward)
 
     def _seconds_per_step(self) -> float:
-        """Return the mean step time; with --compile the first step, which compiles the model, is left out."""
+        """Return the mean step time; with --compile the first step, which compiles the model, is left out.
+
+        NOTE: a run resumed with --compile compiles again at its first step after the resume, and that step counts.
+        """
         times = self.step_seconds[1:] if self.config.compile and len(self.step_seconds) > 1 else self.step_seconds
         return float(np.mean(times)) if times else 0.0
 
@@ -438,7 +434,7 @@ class Trainer:
             "peak_memory_mb": peak_memory_mb(self.device),
             "wall_seconds": wall_seconds,
             "device": str(self.device),
-            "runtime": {"channels_last": config.channels_last, "compile_backend": config.compile_backend if config.compile else None},
+            "runtime": {"channels_last": config.channels_last, "compile_backend": config.active_compile_backend},
             **versions(),
             "git_commit": git_commit(),
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
