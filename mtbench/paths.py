@@ -1,4 +1,8 @@
-"""Default locations of prepared data and downloads."""
+"""Default locations of prepared data and downloads.
+
+An environment variable that is set but empty counts as unset, so that
+``MTBENCH_DATA=`` does not turn the working directory into the data root.
+"""
 
 import os
 from pathlib import Path
@@ -6,12 +10,12 @@ from pathlib import Path
 
 def mtbench_home() -> Path:
     """Return the folder for mtbench's data and cache: ``$MTBENCH_HOME`` or ``~/.cache/mtbench``."""
-    return Path(os.environ.get("MTBENCH_HOME", Path.home() / ".cache" / "mtbench"))
+    return Path(os.environ.get("MTBENCH_HOME") or Path.home() / ".cache" / "mtbench")
 
 
 def data_root() -> Path:
     """Return the folder that contains prepared benchmarks: ``$MTBENCH_DATA`` or ``<home>/data``."""
-    return Path(os.environ.get("MTBENCH_DATA", mtbench_home() / "data"))
+    return Path(os.environ.get("MTBENCH_DATA") or mtbench_home() / "data")
 
 
 def download_cache() -> Path:
@@ -25,7 +29,7 @@ def project_root() -> Path:
     ``$MTBENCH_ROOT`` wins; otherwise the parent of the installed package, which
     is the repository for an editable install, and else the working directory.
     """
-    if "MTBENCH_ROOT" in os.environ:
+    if os.environ.get("MTBENCH_ROOT"):
         return Path(os.environ["MTBENCH_ROOT"])
     package_parent = Path(__file__).resolve().parent.parent
     if (package_parent / "datasets").is_dir():

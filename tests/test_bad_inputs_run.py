@@ -9,6 +9,7 @@ command leaves them byte for byte.
 """
 
 import errno
+import importlib.util
 import json
 import shutil
 
@@ -79,6 +80,15 @@ def test_plugin_that_raises_on_import(capsys, tiny_data_root, outputs, tmp_path)
 
     result = run_method(capsys, tiny_data_root, outputs, "--plugin", plugin, "--method", "equal")
     assert_user_error(result, f"Plugin {plugin} failed to import: RuntimeError: licence server unreachable", "line 1")
+    assert tree_digest(tmp_path / "leaderboard") | tree_digest(tmp_path / "runs") == digest
+
+
+def test_plugin_that_registers_nothing(capsys, tiny_data_root, outputs, tmp_path):
+    plugin = write_plugin(tmp_path, "from mtbench.methods import Method\n\nclass Unregistered(Method):\n    name = 'unregistered-test'\n")
+    digest = tree_digest(tmp_path / "leaderboard") | tree_digest(tmp_path / "runs")
+
+    result = run_method(capsys, tiny_data_root, outputs, "--plugin", plugin, "--method", "unregistered-test")
+    assert_user_error(result, f"Plugin {plugin} registered no method. Decorate its Method subclass with @register_method")
     assert tree_digest(tmp_path / "leaderboard") | tree_digest(tmp_path / "runs") == digest
 
 
@@ -364,6 +374,24 @@ def test_unknown_compile_backend(capsys, tiny_data_root, outputs):
 
     assert_user_error(result, "Unknown --compile-backend 'nonsense'")
     assert tree_digest(outputs[0].parent) == before
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tvm") is not None, reason="tvm is installed here")
+def test_compile_backend_without_its_package(capsys, tiny_data_root, outputs):
+    before = tree_digest(outputs[0].parent)
+
+    result = run_method(capsys, tiny_data_root, outputs, "--method", "equal", "--compile", "--compile-backend", "tvm")
+
+    assert_user_error(result, "--compile-backend tvm needs the Python package 'tvm', which is not installed")
+    assert tree_digest(outputs[0].parent) == before
+
+
+def test_compile_backend_for_testing_pytorch(capsys, tiny_data_root, outputs):
+    """PyTorch's own test backends, listed by torch._dynamo, are no choice for a run."""
+    result = run_method(capsys, tiny_data_root, outputs, "--method", "equal", "--compile", "--compile-backend", "relu_compile_error_TESTING_ONLY")
+
+    assert_user_error(result, "Unknown --compile-backend 'relu_compile_error_TESTING_ONLY'")
+    assert "TESTING_ONLY" not in result.err.split("Backends:")[1]
 
 
 def test_step_cost_file_is_a_folder(capsys, outputs):

@@ -151,6 +151,8 @@ def _without(key: str) -> dict:
         (make_record(status="failed", failure=""), "failure"),
         (make_record(runtime={"channels_last": "yes", "compile_backend": None}), "runtime"),
         (make_record(runtime={"channels_last": False}), "runtime"),
+        (make_record(selected_epoch=11), "selected_epoch"),
+        (make_record(selected_epoch=0), "selected_epoch"),
     ],
 )
 def test_append_invalid_record_rejected(tmp_path, record, key):
@@ -168,6 +170,13 @@ def test_runtime_settings_are_optional(tmp_path):
         None,
         {"channels_last": True, "compile_backend": "inductor"},
     ]
+
+
+@pytest.mark.parametrize("epoch", [1, 10])
+def test_selected_epoch_may_be_the_first_or_last(tmp_path, epoch):
+    append_record(tmp_path, make_record(selected_epoch=epoch))
+
+    assert read_records(tmp_path, BENCHMARK)[0]["selected_epoch"] == epoch
 
 
 def test_append_invalid_keeps_lines(tmp_path):

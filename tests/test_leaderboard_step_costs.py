@@ -309,6 +309,17 @@ INVALID_DOCUMENTS = {
     "missing reference": (lambda: _with(["reference"], ...), "'reference' is missing."),
     "top level a list": (lambda: [_document()], "expected a JSON object, got list."),
     "machine on two lines": (lambda: _with(["machine"], "cpu\n# heading"), "'machine' must be one line"),
+    "misspelt top-level key": (
+        lambda: _with(["mesured_on"], "2026-12-05"),
+        "'mesured_on' is not a key of step-cost files. Keys: schema_version, benchmark, measured_on,",
+    ),
+    "extra key in an entry": (
+        lambda: _with(["configurations", _config_id("left"), "ratio_gpu"], 0.5),
+        f"'configurations.{_config_id('left')}.ratio_gpu' is not a key of step-cost files. Keys: ms_per_step,",
+    ),
+    "date in words": (lambda: _with(["measured_on"], "last Tuesday"), "'measured_on' must be a date written YYYY-MM-DD, got 'last Tuesday'."),
+    "date without dashes": (lambda: _with(["measured_on"], "20261205"), "'measured_on' must be a date written YYYY-MM-DD, got '20261205'."),
+    "impossible date": (lambda: _with(["measured_on"], "2026-02-30"), "'measured_on' must be a date written YYYY-MM-DD, got '2026-02-30'."),
 }
 
 
@@ -389,6 +400,22 @@ def test_check_clean_when_every_row_has_entry(leaderboard_dir):
     regenerate(leaderboard_dir, BENCHMARK)
 
     assert check_leaderboard(leaderboard_dir, [BENCHMARK]) == []
+
+
+def test_check_reports_entry_without_record(leaderboard_dir):
+    document = _document()
+    document["configurations"][_config_id("batchnorm")] = _cost(1.1, 1.2)
+    unused = "0123456789abcdef"
+    document["configurations"][unused] = _cost(2.0, 2.0)
+    path = _write_document(leaderboard_dir, document)
+    regenerate(leaderboard_dir, BENCHMARK)
+
+    problems = check_leaderboard(leaderboard_dir, [BENCHMARK])
+
+    assert problems == [
+        f"{BENCHMARK}: {path} has an entry for config {unused}, which no record in results/{BENCHMARK}.jsonl has. "
+        f"Rerun `{COMMAND}` to measure the recorded configurations only, and commit the file."
+    ]
 
 
 def test_check_reports_invalid_file_as_one_line(leaderboard_dir, capsys):

@@ -43,6 +43,33 @@ def test_plugin_file_registers_method(tmp_path):
     registry._METHODS.pop("half-weights-test")
 
 
+def test_plugin_loaded_twice_registers_again(tmp_path):
+    plugin = tmp_path / "twice.py"
+    plugin.write_text(
+        textwrap.dedent(
+            """
+            from mtbench.methods import Method, register_method
+
+            @register_method
+            class Twice(Method):
+                name = "twice-test"
+            """
+        )
+    )
+    load_plugin(plugin)
+    load_plugin(plugin)
+    assert get_method("twice-test").__qualname__ == "Twice"
+    registry._METHODS.pop("twice-test")
+
+
+def test_plugin_registering_nothing(tmp_path):
+    plugin = tmp_path / "forgot.py"
+    plugin.write_text("from mtbench.methods import Method\n\nclass Forgot(Method):\n    name = 'forgot-test'\n")
+    with pytest.raises(MtbenchError, match=r"forgot\.py registered no method. Decorate its Method subclass with @register_method"):
+        load_plugin(plugin)
+    assert "forgot-test" not in list_methods()
+
+
 def test_plugin_that_raises_gives_clear_error(tmp_path):
     plugin = tmp_path / "broken.py"
     plugin.write_text("raise RuntimeError('boom')\n")

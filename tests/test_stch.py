@@ -1,5 +1,6 @@
 import io
 import math
+import warnings
 
 import pytest
 import torch
@@ -246,3 +247,16 @@ def test_gradients_option_rejected():
 def test_registered_with_published_defaults():
     assert get_method("stch") is SmoothTchebycheff
     assert SmoothTchebycheff(TASKS).config() == {"mu": 1.0, "warmup_epochs": 5}
+
+
+@pytest.mark.parametrize("epochs", [1, 5])
+def test_run_within_warmup_warns(epochs):
+    with pytest.warns(RuntimeWarning, match=f"warm-up of 5 epochs covers all {epochs} epochs"):
+        SmoothTchebycheff(["a", "b"], warmup_epochs=5).check_epochs(epochs)
+
+
+@pytest.mark.parametrize(("warmup_epochs", "epochs"), [(5, 6), (0, 1)])
+def test_run_past_warmup_is_quiet(warmup_epochs, epochs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SmoothTchebycheff(["a", "b"], warmup_epochs=warmup_epochs).check_epochs(epochs)

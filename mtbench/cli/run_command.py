@@ -157,14 +157,6 @@ def _check_device(device: str) -> None:
         raise MtbenchError(f"Invalid --device '{device}': use auto, cpu, cuda, cuda:N or mps.")
 
 
-def _check_compile_backend(name: str) -> None:
-    import torch._dynamo
-
-    backends = torch._dynamo.list_backends(exclude_tags=())
-    if name not in backends:
-        raise MtbenchError(f"Unknown --compile-backend '{name}'. Backends: {', '.join(backends)}.")
-
-
 def run(arguments: argparse.Namespace) -> int:
     from mtbench.train.run import run_configuration
 
@@ -182,7 +174,7 @@ def build_run_config(arguments: argparse.Namespace) -> tuple["RunConfig", list[i
     from mtbench.benchmarks import get_benchmark
     from mtbench.methods import get_method, load_plugin
     from mtbench.train.config import RunConfig, TrainConfig
-    from mtbench.train.runtime_options import check_compile
+    from mtbench.train.runtime_options import check_compile, check_compile_backend
     from mtbench.train.trainer import build_method
 
     seeds = arguments.seed or [0]
@@ -200,7 +192,7 @@ def build_run_config(arguments: argparse.Namespace) -> tuple["RunConfig", list[i
         raise MtbenchError(f"--compile-backend {arguments.compile_backend} has no effect without --compile. Add --compile, or drop it.")
     compile_backend = arguments.compile_backend or "inductor"
     if arguments.compile:
-        _check_compile_backend(compile_backend)
+        check_compile_backend(compile_backend)
     method_config = parse_method_parameters(method_class, arguments.param)
 
     tasks = arguments.task or benchmark.definition.task_names

@@ -158,6 +158,19 @@ def missing_step_cost_problems(report: BenchmarkReport) -> list[str]:
     return problems
 
 
+def unused_step_cost_problems(report: BenchmarkReport) -> list[str]:
+    """Return a problem for each entry of the step-cost file whose config_id no record of the benchmark has."""
+    step_costs = report.step_costs
+    if step_costs is None:
+        return []
+    recorded = {record["config_id"] for record in report.records}
+    return [
+        f"{report.benchmark}: {step_costs.path} has an entry for config {config_id}, which no record in results/{report.benchmark}.jsonl "
+        f"has. Rerun `{step_costs.command}` to measure the recorded configurations only, and commit the file."
+        for config_id in sorted(set(step_costs.configurations) - recorded)
+    ]
+
+
 def _input_files_text(report: BenchmarkReport) -> str:
     benchmark = report.benchmark
     inputs = [f"results/{benchmark}.jsonl", f"published/{benchmark}.toml"]
@@ -199,6 +212,7 @@ def _benchmark_problems(folder: Path, benchmark: str) -> list[str]:
     problems += missing_baseline_problems(report)
     problems += metric_problems(report)
     problems += missing_step_cost_problems(report)
+    problems += unused_step_cost_problems(report)
     problems += stale_output_problems(report)
     return problems
 

@@ -160,6 +160,10 @@ def _validate_finished(record: dict) -> None:
         side = "test" if name in record["validation"] else "validation"
         raise _record_error(record, f"{side}.{name}", "is missing, but 'validation' and 'test' must have the same metric names.")
 
+    epochs = record["train_config"].get("epochs")
+    if _is_integer(epochs) and not 1 <= record["selected_epoch"] <= epochs:
+        raise _record_error(record, "selected_epoch", f"must be an epoch from 1 to train_config.epochs ({epochs}), got {record['selected_epoch']}.")
+
 
 def _find_unstorable_value(value: object, path: str) -> str | None:
     """Return the dotted path of the first value that strict JSON cannot store, or None."""
@@ -194,9 +198,10 @@ def validate_record(record: object) -> None:
 
     Raises MtbenchError naming the first invalid key. Invalid are a missing
     key, a value of the wrong type, a NaN or infinity anywhere, and an unknown
-    schema version or status. So are a finished record with a failure message
-    or with mismatched metrics, a failed record without a failure message, and
-    a "single" run that trains more than one task.
+    schema version or status. So are a finished record with a failure message,
+    with mismatched metrics or with a selected epoch outside its training, a
+    failed record without a failure message, and a "single" run that trains
+    more than one task.
     """
     if not isinstance(record, dict):
         raise MtbenchError(f"Invalid run record: expected a JSON object, got {type(record).__name__}.")

@@ -8,16 +8,19 @@ configurations more fairly. The file is one UTF-8 JSON object:
 
 - ``schema_version``: 1;
 - ``benchmark``: the file's stem;
-- ``measured_on``, ``machine`` and ``command``: the date, the machine and the
-  command line of the measurement;
+- ``measured_on``, ``machine`` and ``command``: the date (YYYY-MM-DD), the
+  machine and the command line of the measurement;
 - ``reference``: the config_id whose step time the ratios divide by, which
   must be a key of ``configurations``;
 - ``configurations``: an object from config_id (16 hex digits) to
   ``{ms_per_step, ratio_cpu, ratio_wall, gflop_per_step, peak_tensor_mib}``,
   each a finite non-negative number. Single-task models have one entry per
   task model.
+
+Other keys are errors, because a misspelt key would otherwise be ignored.
 """
 
+import datetime
 import json
 import math
 import re
@@ -32,6 +35,7 @@ SCHEMA_VERSION = 1
 STEP_COSTS_FOLDER = "step_costs"
 CONFIG_ID_PATTERN = re.compile(r"[0-9a-f]{16}")
 TEXT_FIELDS = ("measured_on", "machine", "command")
+TOP_LEVEL_KEYS = ("schema_version", "benchmark", *TEXT_FIELDS, "reference", "configurations")
 COST_FIELDS = (
     "ms_per_step",
     "ratio_cpu",
@@ -130,6 +134,17 @@ class _FileValidator:
             raise self.invalid(key, f"must be one line, because the notes of the leaderboard quote it, got {value!r}.")
         return value
 
+    def only_keys(self, table: dict, allowed: tuple[str, ...], prefix: str = "") -> None:
+        for key in table:
+            if key not in allowed:
+                raise self.invalid(f"{prefix}{key}", f"is not a key of step-cost files. Keys: {', '.join(allowed)}.")
+
+    def date(self, table: dict, key: str) -> str:
+        value = self.text(table, key)
+        if not _is_date(value):
+            raise self.invalid(key, f"must be a date written YYYY-MM-DD, got {value!r}.")
+        return value
+
     def number(self, table: dict, key: str, prefix: str) -> float:
         value = self.require(table, key, prefix)
         is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -139,6 +154,16 @@ class _FileValidator:
                 f"must be a finite non-negative number, got {value!r}.",
             )
         return float(value)
+
+
+def _is_date(value: str) -> bool:
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) is None:
+        return False
+    try:
+        datetime.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
@@ -189,6 +214,7 @@ def _parse_configurations(
                 f"configurations.{config_id}",
                 f"must be an object with {', '.join(COST_FIELDS)}, got {entry!r}.",
             )
+        validator.only_keys(entry, COST_FIELDS, prefix)
         parsed[config_id] = StepCost(
             **{field: validator.number(entry, field, prefix) for field in COST_FIELDS}
         )
@@ -201,7 +227,8 @@ def read_step_costs(leaderboard_dir: str | Path, benchmark: str) -> StepCosts | 
     Raises MtbenchError naming the file, the key and the value when the file
     is invalid. Invalid are text that is not JSON, a repeated key, another
     schema version, a missing or mistyped key, and a negative or non-finite
-    number. So are a ``benchmark`` that differs from the file name, a key of
+    number. So are a key that schema 1 lacks, a ``measured_on`` that is not a
+    YYYY-MM-DD date, a ``benchmark`` that differs from the file name, a key of
     ``configurations`` that is not a config_id, and a ``reference`` that is
     not a key of ``configurations``.
     """
@@ -230,7 +257,9 @@ def read_step_costs(leaderboard_dir: str | Path, benchmark: str) -> StepCosts | 
             "benchmark",
             f"is {document['benchmark']!r}, which does not match the file name {path.name}.",
         )
+    validator.only_keys(document, TOP_LEVEL_KEYS)
     texts = {key: validator.text(document, key) for key in TEXT_FIELDS}
+    validator.date(document, "measured_on")
     configurations = _parse_configurations(document, validator)
     reference = validator.text(document, "reference")
     if reference not in configurations:

@@ -166,6 +166,12 @@ class Method(nn.Module):
         """
         return self.uses_task_gradients
 
+    def check_epochs(self, epochs: int) -> None:
+        """Check that the method can run as configured in a run of ``epochs`` epochs; warn or raise MtbenchError if not.
+
+        The trainer calls it once, before the first step. The default accepts any length.
+        """
+
     def after_optimizer_step(self) -> None:
         """Adjust the method's own state after the optimiser has updated all parameters.
 

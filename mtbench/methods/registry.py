@@ -23,6 +23,7 @@ ENTRY_POINT_GROUP = "mtbench.methods"
 
 _METHODS: dict[str, type[Method]] = {}
 _entry_points_loaded = False
+_registrations = 0  # calls of register_method that succeeded, re-registrations of a class included
 
 
 def register_method(method_class: type[Method]) -> type[Method]:
@@ -42,12 +43,17 @@ def register_method(method_class: type[Method]) -> type[Method]:
             f"Method name '{name}' is already registered by {existing.__module__}.{existing.__qualname__}. "
             "Choose another name for your method."
         )
+    global _registrations
     _METHODS[name] = method_class
+    _registrations += 1
     return method_class
 
 
 def load_plugin(path: str | Path) -> None:
-    """Import a Python file so that the methods it registers become available."""
+    """Import a Python file so that the methods it registers become available.
+
+    Raises MtbenchError when the file is missing, fails to import or registers no method.
+    """
     path = Path(path)
     if not path.is_file():
         raise MtbenchError(f"Plugin file not found: {path}. Pass the path of a .py file that registers a method.")
@@ -59,6 +65,7 @@ def load_plugin(path: str | Path) -> None:
         raise MtbenchError(f"Cannot import plugin {path}: it is not a Python source file.")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
+    registrations_before = _registrations
     try:
         spec.loader.exec_module(module)
     except MtbenchError:
@@ -70,6 +77,17 @@ def load_plugin(path: str | Path) -> None:
             f"Plugin {path} failed to import: {type(error).__name__}: {error} "
             f"({_error_location(error, path)}). Fix the plugin and run the command again."
         ) from error
+    if _registrations == registrations_before and not _holds_registered_method(module):
+        raise MtbenchError(
+            f"Plugin {path} registered no method. Decorate its Method subclass with "
+            "@register_method (from mtbench.methods import register_method), or pass the file that does."
+        )
+
+
+def _holds_registered_method(module) -> bool:
+    """Return whether ``module`` names a registered class, such as one it imported from a module registered earlier."""
+    registered = set(_METHODS.values())
+    return any(isinstance(value, type) and value in registered for value in vars(module).values())
 
 
 def _error_location(error: BaseException, path: Path) -> str:

@@ -1,6 +1,7 @@
 """Smooth Tchebycheff scalarisation: a log-sum-exp that smooths the largest normalised log loss."""
 
 import math
+import warnings
 
 import torch
 
@@ -129,6 +130,16 @@ class SmoothTchebycheff(Method):
         self.register_buffer("nadir_step_count", torch.zeros((), dtype=torch.long))
         self.register_buffer("nadir_point", torch.ones(task_count))
         self.register_buffer("nadir_recorded", torch.tensor(False))
+
+    def check_epochs(self, epochs: int) -> None:
+        """Warn when the warm-up covers every epoch, so that the run never reaches the STCH objective."""
+        if 0 < self.warmup_epochs and epochs <= self.warmup_epochs:
+            warnings.warn(
+                f"STCH's warm-up of {self.warmup_epochs} epochs covers all {epochs} epochs of this run, so it trains "
+                "on the sum of log losses only. Train for more epochs, or lower --param warmup_epochs.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     def _checked_losses(self, context: StepContext) -> torch.Tensor:
         """Return the step's task losses in the method's task order. Raise MtbenchError for a negative or non-finite one."""

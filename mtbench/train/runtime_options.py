@@ -6,6 +6,7 @@ how the same computation runs, and are not.
 """
 
 import contextlib
+import importlib.util
 from dataclasses import dataclass
 
 import torch
@@ -54,6 +55,31 @@ def check_compile(method_class, compile_model: bool) -> None:
         raise MtbenchError(
             f"Method '{method_class.name}' differentiates through task gradients (double backward), "
             "which a model compiled with torch.compile does not support. Run it without --compile."
+        )
+
+
+# Backends that torch lists but that need a package PyTorch does not depend on.
+_BACKEND_PACKAGES = {"tvm": "tvm", "openxla": "torch_xla", "openxla_eval": "torch_xla"}
+
+
+def compile_backends() -> list[str]:
+    """Return the torch.compile backends a user can choose, leaving out PyTorch's own test and debugging backends."""
+    import torch._dynamo
+
+    names = torch._dynamo.list_backends(exclude_tags=())
+    return [name for name in names if "TESTING_ONLY" not in name and "minifier" not in name]
+
+
+def check_compile_backend(name: str) -> None:
+    """Raise MtbenchError when ``name`` is not a torch.compile backend, or its package is not installed."""
+    backends = compile_backends()
+    if name not in backends:
+        raise MtbenchError(f"Unknown --compile-backend '{name}'. Backends: {', '.join(backends)}.")
+    package = _BACKEND_PACKAGES.get(name)
+    if package is not None and importlib.util.find_spec(package) is None:
+        raise MtbenchError(
+            f"--compile-backend {name} needs the Python package '{package}', which is not installed. "
+            "Install it, or use inductor (the default) or aot_eager."
         )
 
 

@@ -175,6 +175,7 @@ class Trainer:
             ) from error
         self.model = prepare_model(self.model, config.channels_last, config.active_compile_backend)
         self.method = build_method(config.method, self.tasks, config.method_config).to(self.device)
+        self.method.check_epochs(config.train.epochs)
         self.parameters = list(self.model.parameters()) + list(self.method.parameters())
         self.optimizer = build_adam(self.parameters, config.train.learning_rate, self.device)
         self.scheduler = None
