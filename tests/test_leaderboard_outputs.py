@@ -196,6 +196,29 @@ def test_check_reports_unknown_metric_direction(leaderboard_dir):
     assert "METRIC_DIRECTIONS" in problem
 
 
+def test_check_reports_mixed_training_lengths(leaderboard_dir):
+    _complete_leaderboard(leaderboard_dir)
+    longer = {"epochs": 50, "batch_size": 64, "learning_rate": 0.001, "optimizer": "adam"}
+    for seed in (0, 1):
+        append_record(leaderboard_dir, make_record(seed, "cosreg", {"lambda": 1.0}, train_config=longer, selected_epoch=40))
+    regenerate(leaderboard_dir, BENCHMARK)
+
+    problems = check_leaderboard(leaderboard_dir, [BENCHMARK])
+
+    (problem,) = problems
+    assert "finished runs train for different numbers of epochs (10 epochs: 8 runs, 50 epochs: 2 runs)" in problem
+    assert problem.endswith("or keep trial runs in another --leaderboard-dir.")
+
+
+def test_check_ignores_length_of_failed_runs(leaderboard_dir):
+    _complete_leaderboard(leaderboard_dir)
+    longer = {"epochs": 50, "batch_size": 64, "learning_rate": 0.001, "optimizer": "adam"}
+    append_record(leaderboard_dir, make_record(0, "cosreg", {"lambda": 1.0}, status="failed", train_config=longer, selected_epoch=None))
+    regenerate(leaderboard_dir, BENCHMARK)
+
+    assert check_leaderboard(leaderboard_dir, [BENCHMARK]) == []
+
+
 def test_check_published_only_benchmark(leaderboard_dir):
     regenerate(leaderboard_dir, BENCHMARK)
 

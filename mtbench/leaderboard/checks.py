@@ -13,16 +13,19 @@ Checked per benchmark:
   single-task setting has a run for every task;
 - the single-task runs that delta_m needs for the seeds of every multi-task
   configuration;
-- a known direction for every test metric, and one selection metric;
+- a known direction for every test metric, one selection metric, and one
+  number of training epochs among finished runs;
 - the published file, if any: its keys and types, its column metrics, and
   that its main metric is the table's selection metric;
-- the step-cost file, if any: its keys and types, and an entry for every
-  configuration of the selected rows;
+- the step-cost file, if any: its keys and types, an entry for every
+  configuration of the selected rows, and none for configurations without
+  records;
 - generated files (markdown, CSV, JSON, index, figures) that are missing or
   out of date with the records and published rows.
 """
 
 import warnings
+from collections import Counter
 from pathlib import Path
 
 from mtbench.errors import MtbenchError
@@ -139,6 +142,24 @@ def metric_problems(report: BenchmarkReport) -> list[str]:
     return problems
 
 
+def training_length_problems(report: BenchmarkReport) -> list[str]:
+    """Return a problem when finished runs of the benchmark train for different numbers of epochs.
+
+    Rows of one table should share the training budget. Otherwise a variant
+    may select a configuration only because it trained longer.
+    """
+    runs_per_length = Counter(
+        record["train_config"].get("epochs") for record in report.records if record["status"] == "finished"
+    )
+    if len(runs_per_length) < 2:
+        return []
+    lengths = ", ".join(f"{epochs} epochs: {count} runs" for epochs, count in sorted(runs_per_length.items(), key=str))
+    return [
+        f"{report.benchmark}: finished runs train for different numbers of epochs ({lengths}), so the table compares unequal "
+        "training budgets. Rerun the odd ones with the others' --epochs and delete their old lines, or keep trial runs in another --leaderboard-dir."
+    ]
+
+
 def missing_step_cost_problems(report: BenchmarkReport) -> list[str]:
     """Return a problem for each selected row whose configuration, or one of whose task models, has no entry in the step-cost file."""
     step_costs = report.step_costs
@@ -211,6 +232,7 @@ def _benchmark_problems(folder: Path, benchmark: str) -> list[str]:
     problems += incomplete_single_task_problems(report.leaderboard, report.records)
     problems += missing_baseline_problems(report)
     problems += metric_problems(report)
+    problems += training_length_problems(report)
     problems += missing_step_cost_problems(report)
     problems += unused_step_cost_problems(report)
     problems += stale_output_problems(report)
