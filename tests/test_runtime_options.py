@@ -21,7 +21,7 @@ from mtbench.methods import get_method, list_methods
 from mtbench.sweep import read_definition, resolve_runs
 from mtbench.train.config import RunConfig, TrainConfig, configuration_id
 from mtbench.train.runtime_options import autocast_dtype
-from mtbench.train.trainer import Trainer
+from mtbench.train.trainer import Trainer, mean_step_seconds
 
 COMMITTED_RECORDS = Path(__file__).resolve().parents[1] / "leaderboard" / "results" / "multidigitmnist.jsonl"
 # aot_eager traces the model and its backward pass like inductor but runs PyTorch's own kernels: no C++ compilation.
@@ -238,6 +238,36 @@ def test_resume_gives_the_uninterrupted_record(options, tiny_data_root, tmp_path
     assert without_timings(resumed_record) == without_timings(record)
     for name, value in straight.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[name]), name
+
+
+def test_resumed_compiled_run_leaves_out_both_compile_steps(tiny_data_root, tmp_path):
+    config = configure(tiny_data_root, tmp_path, epochs=2, **COMPILE)
+    with pytest.raises(Interrupted):
+        StopsBeforeEpoch(config, QUIET).run()
+    resumed = Trainer(dataclasses.replace(config, resume=True), QUIET)
+    resumed.run()
+
+    steps_per_epoch = len(resumed.step_seconds) // 2
+    assert resumed.compile_steps == [0, steps_per_epoch]
+
+
+def test_uncompiled_run_leaves_out_no_step(tiny_data_root, tmp_path):
+    trainer, _ = run_once(tiny_data_root, tmp_path)
+
+    assert trainer.compile_steps == []
+
+
+@pytest.mark.parametrize(
+    ("compile_steps", "expected"),
+    [([], 2.5), ([0], 2.0), ([0, 2], 1.5), ([0, 1, 2, 3], 2.5)],
+    ids=["eager", "compiled", "compiled-and-resumed", "only-compile-steps"],
+)
+def test_mean_step_seconds(compile_steps, expected):
+    assert mean_step_seconds([4.0, 1.0, 3.0, 2.0], compile_steps) == expected
+
+
+def test_mean_step_seconds_without_steps():
+    assert mean_step_seconds([], []) == 0.0
 
 
 # Command line and sweeps.

@@ -188,6 +188,9 @@ class Trainer:
         self.cosines = CosineTracker()
         self.step = 0
         self.step_seconds: list[float] = []
+        # Indices into step_seconds of the steps that compiled the model: the first of each process with --compile.
+        self.compile_steps: list[int] = []
+        self._compiled_in_process = False
 
     def train_step(self, inputs: torch.Tensor, targets: dict[str, torch.Tensor], epoch: int, global_count: int = 0) -> dict[str, float]:
         """Train on one batch; ``global_count`` is the size of the global batch in data-parallel training."""
@@ -284,6 +287,9 @@ class Trainer:
             logged = self.train_step(inputs, targets, epoch, len(global_indices))
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
+            if self.config.compile and not self._compiled_in_process:
+                self.compile_steps.append(len(self.step_seconds))
+                self._compiled_in_process = True
             self.step_seconds.append(time.perf_counter() - began)
 
             for key, value in logged.items():
@@ -332,6 +338,7 @@ class Trainer:
                 "history": history,
                 "cosines": self.cosines.state(),
                 "step_seconds": torch.tensor(self.step_seconds, dtype=torch.float64),
+                "compile_steps": list(self.compile_steps),
                 "rng": rng_state(self.generator),
             },
         )
@@ -356,6 +363,8 @@ class Trainer:
                 self.scheduler.load_state_dict(state["scheduler"])
             self.cosines.load_state(state["cosines"])
             self.step_seconds = state["step_seconds"].tolist()
+            # Checkpoints written before mtbench stored compile steps lack the key.
+            self.compile_steps = [int(index) for index in state.get("compile_steps", [])]
             self.step = state["step"]
             restore_rng_state(state["rng"], self.generator)
         except (KeyError, RuntimeError, ValueError, TypeError) as error:
@@ -370,12 +379,7 @@ class Trainer:
         return evaluate(self.model, self.benchmark, split, self.tasks, self.evaluation_batch_size, self.device, self.distributed, self.forward)
 
     def _seconds_per_step(self) -> float:
-        """Return the mean step time; with --compile the first step, which compiles the model, is left out.
-
-        NOTE: a run resumed with --compile compiles again at its first step after the resume, and that step counts.
-        """
-        times = self.step_seconds[1:] if self.config.compile and len(self.step_seconds) > 1 else self.step_seconds
-        return float(np.mean(times)) if times else 0.0
+        return mean_step_seconds(self.step_seconds, self.compile_steps)
 
     def run(self) -> dict:
         """Train, select the epoch on validation, score it on test and return the record."""
@@ -440,6 +444,16 @@ class Trainer:
             "git_commit": git_commit(),
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+
+
+def mean_step_seconds(step_seconds: list[float], compile_steps: list[int]) -> float:
+    """Return the mean step time, leaving out the steps that compiled the model unless no other step is left; 0 without steps.
+
+    NOTE: a recompilation within a process, such as for a last batch of another size, still counts.
+    """
+    left_out = set(compile_steps)
+    times = [seconds for index, seconds in enumerate(step_seconds) if index not in left_out] or step_seconds
+    return float(np.mean(times)) if times else 0.0
 
 
 def build_method(name: str, tasks: list[str], method_config: dict):
