@@ -88,7 +88,7 @@ def test_plugin_that_registers_nothing(capsys, tiny_data_root, outputs, tmp_path
     digest = tree_digest(tmp_path / "leaderboard") | tree_digest(tmp_path / "runs")
 
     result = run_method(capsys, tiny_data_root, outputs, "--plugin", plugin, "--method", "unregistered-test")
-    assert_user_error(result, f"Plugin {plugin} registered no method. Decorate its Method subclass with @register_method")
+    assert_user_error(result, f"Plugin {plugin} defines Unregistered but registered no method. Decorate the class with @register_method")
     assert tree_digest(tmp_path / "leaderboard") | tree_digest(tmp_path / "runs") == digest
 
 
@@ -384,6 +384,12 @@ def test_compile_backend_without_its_package(capsys, tiny_data_root, outputs):
 
     assert_user_error(result, "--compile-backend tvm needs the Python package 'tvm', which is not installed")
     assert tree_digest(outputs[0].parent) == before
+
+
+def test_empty_compile_backend(capsys, tiny_data_root, outputs):
+    result = run_method(capsys, tiny_data_root, outputs, "--method", "equal", "--compile", "--compile-backend", "")
+
+    assert_user_error(result, "Unknown --compile-backend ''")
 
 
 def test_compile_backend_for_testing_pytorch(capsys, tiny_data_root, outputs):

@@ -3,10 +3,12 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import pytest
 
-from mtbench.cli.main import main
+import mtbench.methods.stch
+from mtbench.cli.main import _warning_format, main
 from mtbench.errors import MtbenchError
 
 
@@ -256,3 +258,18 @@ def test_same_plugin_file_name_in_two_folders(tmp_path):
     load_plugin(tmp_path / "a" / "m.py")
     with pytest.raises(MtbenchError, match="already registered"):
         load_plugin(tmp_path / "b" / "m.py")
+
+
+def test_own_warnings_print_as_one_line():
+    format_warning = _warning_format(warnings.formatwarning)
+    text = format_warning(RuntimeWarning("warm-up too long"), RuntimeWarning, mtbench.methods.stch.__file__, 140, "code line")
+
+    assert text == "mtbench: warning: warm-up too long\n"
+
+
+def test_other_warnings_keep_python_format(tmp_path):
+    format_warning = _warning_format(warnings.formatwarning)
+    text = format_warning(UserWarning("deprecated"), UserWarning, str(tmp_path / "other.py"), 7, "code line")
+
+    assert text == warnings.formatwarning(UserWarning("deprecated"), UserWarning, str(tmp_path / "other.py"), 7, "code line")
+    assert "mtbench: warning" not in text

@@ -153,6 +153,9 @@ def _without(key: str) -> dict:
         (make_record(runtime={"channels_last": False}), "runtime"),
         (make_record(selected_epoch=11), "selected_epoch"),
         (make_record(selected_epoch=0), "selected_epoch"),
+        (make_record(wall_seconds=10**400), "wall_seconds"),
+        (make_record(train_config={"batch_size": 64, "learning_rate": 0.001, "optimizer": "adam"}, selected_epoch=-1), "train_config.epochs"),
+        (make_record(train_config={"epochs": "10", "batch_size": 64, "learning_rate": 0.001, "optimizer": "adam"}), "train_config.epochs"),
     ],
 )
 def test_append_invalid_record_rejected(tmp_path, record, key):

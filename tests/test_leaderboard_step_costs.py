@@ -319,6 +319,14 @@ INVALID_DOCUMENTS = {
     ),
     "date in words": (lambda: _with(["measured_on"], "last Tuesday"), "'measured_on' must be a date written YYYY-MM-DD, got 'last Tuesday'."),
     "date without dashes": (lambda: _with(["measured_on"], "20261205"), "'measured_on' must be a date written YYYY-MM-DD, got '20261205'."),
+    "integer too large for a float": (
+        lambda: _with(["configurations", _config_id("left"), "ms_per_step"], 10**400),
+        f"'configurations.{_config_id('left')}.ms_per_step' must be a finite non-negative number, got 1000",
+    ),
+    "unknown key with a line break": (
+        lambda: _with(["machine\nname"], "cpu"),
+        "'machine\\nname' is not a key of step-cost files.",
+    ),
     "impossible date": (lambda: _with(["measured_on"], "2026-02-30"), "'measured_on' must be a date written YYYY-MM-DD, got '2026-02-30'."),
 }
 
@@ -332,6 +340,7 @@ def test_invalid_file_raises(leaderboard_dir, case):
         read_step_costs(leaderboard_dir, BENCHMARK)
 
     message = str(error.value)
+    assert "\n" not in message
     assert message.startswith(f"Invalid step-cost file {path}: ")
     assert expected in message
     assert message.endswith(f"Rerun `{COMMAND}` to write it again.")

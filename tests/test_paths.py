@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from mtbench.paths import data_root, download_cache, mtbench_home, project_root
 
 
@@ -23,11 +25,12 @@ def test_data_under_home_when_data_unset(monkeypatch, tmp_path):
     assert data_root() == tmp_path / "home" / "data"
 
 
-def test_empty_variables_count_as_unset(monkeypatch, tmp_path):
+@pytest.mark.parametrize("value", ["", "  "], ids=["empty", "blanks"])
+def test_empty_variables_count_as_unset(monkeypatch, tmp_path, value):
     """``MTBENCH_DATA=`` must not make the working directory the data root."""
     monkeypatch.setenv("HOME", str(tmp_path))
     for name in ("MTBENCH_HOME", "MTBENCH_DATA", "MTBENCH_ROOT"):
-        monkeypatch.setenv(name, "")
+        monkeypatch.setenv(name, value)
 
     assert mtbench_home() == tmp_path / ".cache" / "mtbench"
     assert data_root() == tmp_path / ".cache" / "mtbench" / "data"

@@ -62,12 +62,44 @@ def test_plugin_loaded_twice_registers_again(tmp_path):
     registry._METHODS.pop("twice-test")
 
 
-def test_plugin_registering_nothing(tmp_path):
+def test_plugin_forgetting_decorator(tmp_path):
     plugin = tmp_path / "forgot.py"
     plugin.write_text("from mtbench.methods import Method\n\nclass Forgot(Method):\n    name = 'forgot-test'\n")
-    with pytest.raises(MtbenchError, match=r"forgot\.py registered no method. Decorate its Method subclass with @register_method"):
+    with pytest.raises(MtbenchError, match=r"forgot\.py defines Forgot but registered no method. Decorate the class with @register_method"):
         load_plugin(plugin)
     assert "forgot-test" not in list_methods()
+
+
+def test_plugin_subclassing_builtin_without_decorator(tmp_path):
+    plugin = tmp_path / "halfequal.py"
+    plugin.write_text("from mtbench.methods.equal import EqualWeights\n\nclass HalfEqual(EqualWeights):\n    name = 'half-equal-test'\n")
+    with pytest.raises(MtbenchError, match="defines HalfEqual but registered no method"):
+        load_plugin(plugin)
+
+
+@pytest.mark.parametrize("source", ["", "from mtbench.methods.equal import EqualWeights\n"], ids=["empty", "imports-builtin"])
+def test_plugin_registering_nothing(tmp_path, source):
+    plugin = tmp_path / "nothing.py"
+    plugin.write_text(source)
+    with pytest.raises(MtbenchError, match=r"nothing\.py registered no method. Decorate its Method subclass"):
+        load_plugin(plugin)
+
+
+def test_plugin_importing_its_methods_loads_twice(tmp_path, monkeypatch):
+    """The second load imports nothing new, because the module that registers the method is already imported."""
+    (tmp_path / "helper_methods_test.py").write_text(
+        "from mtbench.methods import Method, register_method\n\n@register_method\nclass Helper(Method):\n    name = 'helper-test'\n"
+    )
+    plugin = tmp_path / "via_module.py"
+    plugin.write_text("import helper_methods_test\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    load_plugin(plugin)
+    load_plugin(plugin)
+
+    assert get_method("helper-test").__qualname__ == "Helper"
+    registry._METHODS.pop("helper-test")
+    sys.modules.pop("helper_methods_test")
 
 
 def test_plugin_that_raises_gives_clear_error(tmp_path):

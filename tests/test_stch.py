@@ -249,9 +249,9 @@ def test_registered_with_published_defaults():
     assert SmoothTchebycheff(TASKS).config() == {"mu": 1.0, "warmup_epochs": 5}
 
 
-@pytest.mark.parametrize("epochs", [1, 5])
-def test_run_within_warmup_warns(epochs):
-    with pytest.warns(RuntimeWarning, match=f"warm-up of 5 epochs covers all {epochs} epochs"):
+@pytest.mark.parametrize(("epochs", "run"), [(1, "1 epoch"), (5, "5 epochs")])
+def test_run_within_warmup_warns(epochs, run):
+    with pytest.warns(RuntimeWarning, match=rf"warm-up \(5 epochs\) lasts the whole run \({run}\)"):
         SmoothTchebycheff(["a", "b"], warmup_epochs=5).check_epochs(epochs)
 
 

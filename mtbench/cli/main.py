@@ -3,10 +3,15 @@
 import argparse
 import os
 import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
 
 from mtbench import __version__
 from mtbench.cli import leaderboard_command, listing, prepare_command, run_command, sweep_command
 from mtbench.errors import MtbenchError
+
+PACKAGE_FOLDER = Path(__file__).resolve().parent.parent
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,10 +33,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warning_format(fallback: Callable[..., str]) -> Callable[..., str]:
+    """Return a ``warnings.formatwarning`` that prints mtbench's own warnings as one "mtbench: warning:" line and others with ``fallback``."""
+
+    def format_warning(message, category, filename, lineno, line=None) -> str:
+        if Path(filename).resolve().is_relative_to(PACKAGE_FOLDER):
+            return f"mtbench: warning: {message}\n"
+        return fallback(message, category, filename, lineno, line)
+
+    return format_warning
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; user errors print one message and return status 2."""
     parser = build_parser()
     arguments = parser.parse_args(argv)
+    previous_format = warnings.formatwarning
+    warnings.formatwarning = _warning_format(previous_format)
     try:
         return arguments.handler(arguments) or 0
     except MtbenchError as error:
@@ -53,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         print(message, file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = previous_format
 
 
 if __name__ == "__main__":

@@ -190,7 +190,7 @@ def build_run_config(arguments: argparse.Namespace) -> tuple["RunConfig", list[i
     check_compile(method_class, arguments.compile)
     if arguments.compile_backend is not None and not arguments.compile:
         raise MtbenchError(f"--compile-backend {arguments.compile_backend} has no effect without --compile. Add --compile, or drop it.")
-    compile_backend = arguments.compile_backend or "inductor"
+    compile_backend = "inductor" if arguments.compile_backend is None else arguments.compile_backend
     if arguments.compile:
         check_compile_backend(compile_backend)
     method_config = parse_method_parameters(method_class, arguments.param)

@@ -142,6 +142,10 @@ def metric_problems(report: BenchmarkReport) -> list[str]:
     return problems
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def training_length_problems(report: BenchmarkReport) -> list[str]:
     """Return a problem when finished runs of the benchmark train for different numbers of epochs.
 
@@ -153,7 +157,7 @@ def training_length_problems(report: BenchmarkReport) -> list[str]:
     )
     if len(runs_per_length) < 2:
         return []
-    lengths = ", ".join(f"{epochs} epochs: {count} runs" for epochs, count in sorted(runs_per_length.items(), key=str))
+    lengths = "; ".join(f"{_count(epochs, 'epoch')}: {_count(count, 'run')}" for epochs, count in sorted(runs_per_length.items()))
     return [
         f"{report.benchmark}: finished runs train for different numbers of epochs ({lengths}), so the table compares unequal "
         "training budgets. Rerun the odd ones with the others' --epochs and delete their old lines, or keep trial runs in another --leaderboard-dir."

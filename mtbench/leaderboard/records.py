@@ -36,7 +36,13 @@ def _is_integer(value: object) -> bool:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """Return whether ``value`` is an int or float, not a bool, that converts to a finite float."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def _is_string_list(value: object) -> bool:
@@ -161,7 +167,9 @@ def _validate_finished(record: dict) -> None:
         raise _record_error(record, f"{side}.{name}", "is missing, but 'validation' and 'test' must have the same metric names.")
 
     epochs = record["train_config"].get("epochs")
-    if _is_integer(epochs) and not 1 <= record["selected_epoch"] <= epochs:
+    if not _is_integer(epochs) or epochs < 1:
+        raise _record_error(record, "train_config.epochs", f"must be a whole number of epochs >= 1 in a finished record, got {epochs!r}.")
+    if not 1 <= record["selected_epoch"] <= epochs:
         raise _record_error(record, "selected_epoch", f"must be an epoch from 1 to train_config.epochs ({epochs}), got {record['selected_epoch']}.")
 
 

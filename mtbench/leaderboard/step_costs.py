@@ -137,7 +137,8 @@ class _FileValidator:
     def only_keys(self, table: dict, allowed: tuple[str, ...], prefix: str = "") -> None:
         for key in table:
             if key not in allowed:
-                raise self.invalid(f"{prefix}{key}", f"is not a key of step-cost files. Keys: {', '.join(allowed)}.")
+                # json.dumps escapes line breaks, so the error stays on one line.
+                raise self.invalid(f"{prefix}{json.dumps(key)[1:-1]}", f"is not a key of step-cost files. Keys: {', '.join(allowed)}.")
 
     def date(self, table: dict, key: str) -> str:
         value = self.text(table, key)
@@ -148,12 +149,19 @@ class _FileValidator:
     def number(self, table: dict, key: str, prefix: str) -> float:
         value = self.require(table, key, prefix)
         is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not is_number or not math.isfinite(value) or value < 0:
+        if not is_number or not _fits_float(value) or value < 0:
             raise self.invalid(
                 f"{prefix}{key}",
                 f"must be a finite non-negative number, got {value!r}.",
             )
         return float(value)
+
+
+def _fits_float(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def _is_date(value: str) -> bool:

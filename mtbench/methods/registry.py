@@ -14,6 +14,7 @@ import importlib.metadata
 import importlib.util
 import sys
 import traceback
+import types
 from pathlib import Path
 
 from mtbench.errors import MtbenchError
@@ -77,17 +78,40 @@ def load_plugin(path: str | Path) -> None:
             f"Plugin {path} failed to import: {type(error).__name__}: {error} "
             f"({_error_location(error, path)}). Fix the plugin and run the command again."
         ) from error
-    if _registrations == registrations_before and not _holds_registered_method(module):
-        raise MtbenchError(
-            f"Plugin {path} registered no method. Decorate its Method subclass with "
-            "@register_method (from mtbench.methods import register_method), or pass the file that does."
-        )
+    if _registrations == registrations_before:
+        _check_registers_something(module, path)
 
 
-def _holds_registered_method(module) -> bool:
-    """Return whether ``module`` names a registered class, such as one it imported from a module registered earlier."""
+def _check_registers_something(module, path: Path) -> None:
+    """Raise MtbenchError for a plugin that registered nothing while it ran.
+
+    A plugin passes when it refers to a registered class from outside mtbench
+    or to the module that defines one: loaded a second time, a plugin that
+    imports its methods from another module registers nothing new. A Method
+    subclass defined in the plugin but not registered is always an error.
+    """
     registered = set(_METHODS.values())
-    return any(isinstance(value, type) and value in registered for value in vars(module).values())
+    forgotten = sorted(
+        name
+        for name, value in vars(module).items()
+        if isinstance(value, type) and issubclass(value, Method) and value.__module__ == module.__name__ and value not in registered
+    )
+    if forgotten:
+        raise MtbenchError(
+            f"Plugin {path} defines {', '.join(forgotten)} but registered no method. Decorate the class with "
+            "@register_method (from mtbench.methods import register_method)."
+        )
+    outside = {method_class for method_class in registered if not method_class.__module__.startswith("mtbench.")}
+    outside_modules = {method_class.__module__ for method_class in outside}
+    for value in vars(module).values():
+        if isinstance(value, type) and value in outside:
+            return
+        if isinstance(value, types.ModuleType) and value.__name__ in outside_modules:
+            return
+    raise MtbenchError(
+        f"Plugin {path} registered no method. Decorate its Method subclass with "
+        "@register_method (from mtbench.methods import register_method), or pass the file that does."
+    )
 
 
 def _error_location(error: BaseException, path: Path) -> str:

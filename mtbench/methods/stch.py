@@ -44,6 +44,10 @@ def _check_mu(value: float) -> float:
     return value
 
 
+def _epochs(count: int) -> str:
+    return "1 epoch" if count == 1 else f"{count} epochs"
+
+
 def _check_warmup_epochs(value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 0:
         raise MtbenchError(
@@ -135,7 +139,7 @@ class SmoothTchebycheff(Method):
         """Warn when the warm-up covers every epoch, so that the run never reaches the STCH objective."""
         if 0 < self.warmup_epochs and epochs <= self.warmup_epochs:
             warnings.warn(
-                f"STCH's warm-up of {self.warmup_epochs} epochs covers all {epochs} epochs of this run, so it trains "
+                f"STCH's warm-up ({_epochs(self.warmup_epochs)}) lasts the whole run ({_epochs(epochs)}), so the run trains "
                 "on the sum of log losses only. Train for more epochs, or lower --param warmup_epochs.",
                 RuntimeWarning,
                 stacklevel=2,

@@ -63,7 +63,7 @@ _BACKEND_PACKAGES = {"tvm": "tvm", "openxla": "torch_xla", "openxla_eval": "torc
 
 
 def compile_backends() -> list[str]:
-    """Return the torch.compile backends a user can choose, leaving out PyTorch's own test and debugging backends."""
+    """Return the torch.compile backends a user can choose, leaving out PyTorch's test-only and minifier backends."""
     import torch._dynamo
 
     names = torch._dynamo.list_backends(exclude_tags=())
