@@ -151,6 +151,9 @@ def train_step(
     optimizer.step()
     with torch.no_grad():
         method.after_optimizer_step()
+        if method.needs_losses_after_step():
+            _, outputs = model(inputs)
+            method.losses_after_step({task: workload.task_loss(task, outputs[task], targets[task]) for task in workload.tasks})
 
     gradients = context.cached_task_gradients()
     if track_cosines and gradients is not None:

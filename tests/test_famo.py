@@ -1,3 +1,4 @@
+import dataclasses
 import io
 import math
 
@@ -8,6 +9,8 @@ from mtbench.cli.run_command import parse_method_parameters
 from mtbench.errors import MtbenchError
 from mtbench.methods import StepContext, get_method
 from mtbench.methods.famo import FAMO, famo_loss_weights, logit_gradient
+from mtbench.train.trainer import Trainer
+from test_trainer import QUIET, make_config
 
 TASKS = ["left", "right"]
 
@@ -252,3 +255,60 @@ def test_gradients_option_rejected():
 def test_registered_with_published_defaults():
     assert get_method("famo") is FAMO
     assert FAMO(TASKS).config() == {"logit_learning_rate": 0.025, "weight_decay": 0.001}
+
+
+def test_same_batch_option_updates_from_recomputed_losses():
+    method = FAMO(TASKS, logit_update="same-batch")
+    assert method.needs_losses_after_step()
+
+    _step(method, (2.0, 4.0))
+    method.losses_after_step({"left": torch.tensor(1.0), "right": torch.tensor(4.0)})
+    assert method.logits.tolist() == pytest.approx(FIRST_LOGITS, abs=1e-8)
+
+    _step(method, (8.0, 1.0), step=1)
+    assert method.logits.tolist() == pytest.approx(FIRST_LOGITS, abs=1e-8)
+    assert int(method.adam_step) == 1
+
+
+def test_next_batch_option_ignores_recomputed_losses():
+    method = FAMO(TASKS)
+    assert not method.needs_losses_after_step()
+
+    _step(method, (2.0, 4.0))
+    method.losses_after_step({"left": torch.tensor(1.0), "right": torch.tensor(4.0)})
+    assert method.logits.tolist() == [0.0, 0.0]
+
+
+def test_invalid_logit_update():
+    with pytest.raises(MtbenchError, match="Invalid logit_update 'same' for method 'famo': use next-batch or same-batch"):
+        FAMO(TASKS, logit_update="same")
+
+
+def test_logit_update_recorded_only_when_not_default():
+    assert parse_method_parameters(FAMO, []) == {"logit_learning_rate": 0.025, "weight_decay": 0.001}
+    assert parse_method_parameters(FAMO, ["logit_update=same-batch"])["logit_update"] == "same-batch"
+    assert "logit_update" not in parse_method_parameters(FAMO, ["logit_update=next-batch"])
+    assert FAMO(TASKS, logit_update="same-batch").config()["logit_update"] == "same-batch"
+
+
+@pytest.mark.parametrize("logit_update", ["same-batch", "next-batch"])
+def test_trainer_passes_losses_of_the_same_batch(tiny_data_root, tmp_path, logit_update):
+    """Check the source of the losses with a learning rate of 0, where the model never moves.
+
+    Losses recomputed on the same batch then equal the step's own. So delta,
+    the logit gradient and the decay are 0, and the logits stay at 0 after one
+    Adam step per training step. With "next-batch" the next batch's losses
+    differ from the step's, and the logits move.
+    """
+    config = make_config(tiny_data_root, tmp_path, method="famo", method_config={"logit_update": logit_update}, epochs=1)
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, learning_rate=0.0))
+    trainer = Trainer(config, QUIET)
+    trainer.run()
+
+    steps = len(trainer.step_seconds)
+    if logit_update == "same-batch":
+        assert trainer.method.logits.tolist() == [0.0, 0.0]
+        assert int(trainer.method.adam_step) == steps
+    else:
+        assert trainer.method.logits.abs().min() > 0
+        assert int(trainer.method.adam_step) == steps - 1

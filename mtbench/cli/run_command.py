@@ -97,7 +97,9 @@ def add_parser(commands) -> None:
 
 
 def parse_method_parameters(method_class, assignments: list[str]) -> dict:
-    """Turn NAME=VALUE strings into typed hyper-parameters, starting from the method's defaults."""
+    """Turn NAME=VALUE strings into typed hyper-parameters, starting from the method's defaults, as records store them."""
+    from mtbench.methods.base import recorded_parameters
+
     known = {hyperparameter.name: hyperparameter for hyperparameter in method_class.hyperparameters}
     values = {name: hyperparameter.default for name, hyperparameter in known.items()}
     assignment_of: dict[str, str] = {}
@@ -115,7 +117,7 @@ def parse_method_parameters(method_class, assignments: list[str]) -> dict:
     for name, value in values.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise MtbenchError(f"Hyper-parameter '{name}' of method '{method_class.name}' is {value}: pass a finite value with --param {name}=VALUE.")
-    return values
+    return recorded_parameters(method_class.hyperparameters, values)
 
 
 def _convert(hyperparameter, text: str):

@@ -26,7 +26,10 @@ class Hyperparameter:
 
     ``name`` is the key in records and on the command line. ``argument`` is
     the keyword of the method's ``__init__`` when ``name`` is a Python keyword,
-    so ``lambda`` becomes ``lambda_``.
+    so ``lambda`` becomes ``lambda_``. A hyper-parameter added after records
+    of its method exist sets ``recorded_when_default`` to False: at its
+    default it stays out of ``method_config``, so those records keep their
+    configuration ids.
     """
 
     name: str
@@ -34,10 +37,21 @@ class Hyperparameter:
     default: Any
     help: str
     argument: str = ""
+    recorded_when_default: bool = True
 
     @property
     def keyword(self) -> str:
         return self.argument or self.name
+
+
+def recorded_parameters(hyperparameters: tuple[Hyperparameter, ...], values: dict[str, Any]) -> dict[str, Any]:
+    """Return ``values`` without the hyper-parameters that are at their default and not recorded there."""
+    left_out = {
+        hyperparameter.name
+        for hyperparameter in hyperparameters
+        if not hyperparameter.recorded_when_default and values.get(hyperparameter.name) == hyperparameter.default
+    }
+    return {name: value for name, value in values.items() if name not in left_out}
 
 
 @dataclass
@@ -145,8 +159,9 @@ class Method(nn.Module):
         self.tasks = list(tasks)
 
     def config(self) -> dict[str, Any]:
-        """Return the hyper-parameter values of this instance, for records."""
-        return {hyperparameter.name: getattr(self, hyperparameter.keyword) for hyperparameter in self.hyperparameters}
+        """Return the hyper-parameter values of this instance as records store them, see :func:`recorded_parameters`."""
+        values = {hyperparameter.name: getattr(self, hyperparameter.keyword) for hyperparameter in self.hyperparameters}
+        return recorded_parameters(self.hyperparameters, values)
 
     def loss(self, context: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
         """Return the scalar to minimise and extra values to log (such as a penalty)."""
@@ -170,6 +185,20 @@ class Method(nn.Module):
         """Check that the method can run as configured in a run of ``epochs`` epochs; warn or raise MtbenchError if not.
 
         The trainer calls it once, before the first step. The default accepts any length.
+        """
+
+    def needs_losses_after_step(self) -> bool:
+        """Return whether the trainer recomputes the step's task losses after the optimiser step for :meth:`losses_after_step`.
+
+        The default is False, because the recomputation costs one more forward pass per step.
+        """
+        return False
+
+    def losses_after_step(self, task_losses: dict[str, torch.Tensor]) -> None:
+        """Receive the task losses of the step's batch, recomputed without gradients after the optimiser step.
+
+        The trainer calls it after :meth:`after_optimizer_step` when
+        :meth:`needs_losses_after_step` is True. The default does nothing.
         """
 
     def after_optimizer_step(self) -> None:

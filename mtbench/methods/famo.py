@@ -18,6 +18,10 @@ LOSS_EPSILON = 1e-8
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPSILON = 1e-8
 
+# Sources of the losses "after the model step": the next training step's batch,
+# or the same batch recomputed after the optimiser step (the authors' supervised trainers).
+LOGIT_UPDATES = ("next-batch", "same-batch")
+
 
 def famo_loss_weights(logits: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
     """Return w_k = c z_k / (L_k + eps) with z = softmax(logits) and c = 1 / sum_k z_k / (L_k + eps).
@@ -79,23 +83,27 @@ class FAMO(Method):
     Losses after the step. The authors' supervised trainers run a second
     forward pass on the same batch after the model step, without gradients,
     and their toy example takes the losses of the next iteration, where the
-    objective does not change between iterations. The mtbench trainer gives
-    a method no second forward pass, so FAMO takes the losses of the next
-    training step, on the next batch, as the losses after the step. Then
-    delta also contains the difference between the two batches, noise that
-    averages out over steps but makes each update noisier than the authors'
-    update. The logit update happens at the start of the next step, before
-    its weights are computed, so the order of updates is the authors'. The
-    first step of a run, and a step that follows no optimiser step (see
-    :meth:`after_optimizer_step`), does not update the logits. A trainer that
-    can recompute the losses on the same batch after the optimiser step calls
-    :meth:`update_logits` with them, and the next step then skips its update.
+    objective does not change between iterations. ``logit_update`` chooses:
+
+    - "next-batch" (the default, which the committed records used): the
+      losses of the next training step, on the next batch, at no extra cost.
+      Then delta also contains the difference between the two batches, noise
+      that averages out over steps but makes each update noisier than the
+      authors' update. The logit update happens at the start of the next
+      step, before its weights are computed, so the order of updates is the
+      authors'. The first step of a run, and a step that follows no
+      optimiser step (see :meth:`after_optimizer_step`), does not update the
+      logits.
+    - "same-batch": the trainer recomputes the losses on the same batch after
+      the optimiser step, in training mode as the authors do, and passes them
+      to :meth:`losses_after_step`. This is the authors' update, at the cost
+      of one more forward pass per step.
 
     Hyper-parameters (published defaults): ``logit_learning_rate`` 0.025, the
     Adam step size of the logits (the authors' ``w_lr``), and
     ``weight_decay`` 0.001, the L2 decay of the logits (the authors'
     ``gamma``), used on NYUv2, CelebA and QM9. The authors use 0.01 on
-    Cityscapes.
+    Cityscapes. ``logit_update`` enters records only when it is "same-batch".
 
     Edge cases. A loss of 0 stays finite because of ``LOSS_EPSILON``, and
     that task then gets almost all of the weight, as in the authors' code. A
@@ -126,12 +134,24 @@ class FAMO(Method):
             0.001,
             "L2 decay of the task logits, added to their gradient (>= 0), which pulls the weights towards equal",
         ),
+        Hyperparameter(
+            "logit_update",
+            str,
+            "next-batch",
+            "losses after the model step: next-batch (the next step's) or same-batch (recomputed, one more forward pass, the authors')",
+            recorded_when_default=False,
+        ),
     )
 
-    def __init__(self, tasks: list[str], logit_learning_rate: float = 0.025, weight_decay: float = 0.001) -> None:
+    def __init__(
+        self, tasks: list[str], logit_learning_rate: float = 0.025, weight_decay: float = 0.001, logit_update: str = "next-batch"
+    ) -> None:
         super().__init__(tasks)
         self.logit_learning_rate = _check_positive("logit_learning_rate", logit_learning_rate, 0.025)
         self.weight_decay = _check_positive("weight_decay", weight_decay, 0.001, allow_zero=True)
+        if logit_update not in LOGIT_UPDATES:
+            raise MtbenchError(f"Invalid logit_update {logit_update!r} for method 'famo': use {' or '.join(LOGIT_UPDATES)}.")
+        self.logit_update = logit_update
 
         task_count = len(self.tasks)
         self.register_buffer("logits", torch.zeros(task_count))
@@ -222,3 +242,11 @@ class FAMO(Method):
         """Mark that the model moved since the recorded losses, so the next step's losses complete a logit update."""
         if bool(self.has_previous_losses):
             self.optimizer_stepped.fill_(True)
+
+    def needs_losses_after_step(self) -> bool:
+        return self.logit_update == "same-batch"
+
+    def losses_after_step(self, task_losses: dict[str, torch.Tensor]) -> None:
+        """Update the logits with the step's losses recomputed on the same batch, when ``logit_update`` is "same-batch"."""
+        if self.needs_losses_after_step() and bool(self.optimizer_stepped):
+            self.update_logits(torch.stack([task_losses[task].detach() for task in self.tasks]))

@@ -225,6 +225,8 @@ class Trainer:
         _check_gradients(self.parameters, logged, self.step, self.config.method)
         self.optimizer.step()
         self._method_after_step()
+        if self.method.needs_losses_after_step():
+            self._method_losses_after_step(inputs, targets, global_count)
 
         gradients = context.cached_task_gradients()
         if track_cosines and gradients is not None:
@@ -258,6 +260,18 @@ class Trainer:
     def _method_after_step(self) -> None:
         with self._method_errors(" in after_optimizer_step()"), torch.no_grad():
             self.method.after_optimizer_step()
+
+    def _method_losses_after_step(self, inputs: torch.Tensor, targets: dict[str, torch.Tensor], global_count: int) -> None:
+        """Recompute the task losses of the batch with the updated model, without gradients, and pass them to the method."""
+        with torch.no_grad():
+            with self.forward.autocast(self.device):
+                _, outputs = self.model(inputs)
+                task_losses = {task: self.benchmark.task_loss(task, outputs[task], targets[task]) for task in self.tasks}
+            task_losses = {task: loss.float() for task, loss in task_losses.items()}
+            if self.distributed.enabled:
+                task_losses = global_losses(task_losses, inputs.shape[0], global_count)
+            with self._method_errors(" in losses_after_step()"):
+                self.method.losses_after_step(task_losses)
 
     def train_epoch(self, epoch: int, progress: Progress) -> dict[str, float]:
         self.model.train()
