@@ -196,13 +196,7 @@ class Trainer:
         """Train on one batch; ``global_count`` is the size of the global batch in data-parallel training."""
         # Freed before the forward pass, so the previous step's gradients do not add to this step's activations.
         self.optimizer.zero_grad(set_to_none=True)
-        with self.forward.autocast(self.device):
-            representation, outputs = self.model(inputs)
-            task_losses = {task: self.benchmark.task_loss(task, outputs[task], targets[task]) for task in self.tasks}
-        # Methods get float32 losses under autocast too; for float32 losses .float() returns the same tensor.
-        task_losses = {task: loss.float() for task, loss in task_losses.items()}
-        if self.distributed.enabled:
-            task_losses = global_losses(task_losses, inputs.shape[0], global_count)
+        representation, task_losses = self._task_losses(inputs, targets, global_count)
         _check_finite(task_losses, self.step, self.config.method)
 
         context = StepContext(
@@ -261,15 +255,23 @@ class Trainer:
         with self._method_errors(" in after_optimizer_step()"), torch.no_grad():
             self.method.after_optimizer_step()
 
+    def _task_losses(
+        self, inputs: torch.Tensor, targets: dict[str, torch.Tensor], global_count: int
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Run the model on the batch; return the shared representation and each task's float32 loss over the global batch."""
+        with self.forward.autocast(self.device):
+            representation, outputs = self.model(inputs)
+            task_losses = {task: self.benchmark.task_loss(task, outputs[task], targets[task]) for task in self.tasks}
+        # Methods get float32 losses under autocast too; for float32 losses .float() returns the same tensor.
+        task_losses = {task: loss.float() for task, loss in task_losses.items()}
+        if self.distributed.enabled:
+            task_losses = global_losses(task_losses, inputs.shape[0], global_count)
+        return representation, task_losses
+
     def _method_losses_after_step(self, inputs: torch.Tensor, targets: dict[str, torch.Tensor], global_count: int) -> None:
         """Recompute the task losses of the batch with the updated model, without gradients, and pass them to the method."""
         with torch.no_grad():
-            with self.forward.autocast(self.device):
-                _, outputs = self.model(inputs)
-                task_losses = {task: self.benchmark.task_loss(task, outputs[task], targets[task]) for task in self.tasks}
-            task_losses = {task: loss.float() for task, loss in task_losses.items()}
-            if self.distributed.enabled:
-                task_losses = global_losses(task_losses, inputs.shape[0], global_count)
+            _, task_losses = self._task_losses(inputs, targets, global_count)
             with self._method_errors(" in losses_after_step()"):
                 self.method.losses_after_step(task_losses)
 
