@@ -10,7 +10,8 @@ from mtbench.errors import MtbenchError
 from mtbench.methods import StepContext, get_method
 from mtbench.methods.famo import FAMO, famo_loss_weights, logit_gradient
 from mtbench.train.trainer import Trainer
-from test_trainer import QUIET, make_config
+from test_all_methods import Interrupted, StopsBeforeEpoch
+from test_trainer import QUIET, make_config, without_timings
 
 TASKS = ["left", "right"]
 
@@ -312,3 +313,17 @@ def test_trainer_passes_losses_of_the_same_batch(tiny_data_root, tmp_path, logit
     else:
         assert trainer.method.logits.abs().min() > 0
         assert int(trainer.method.adam_step) == steps - 1
+
+
+def test_same_batch_run_resumes_exactly(tiny_data_root, tmp_path):
+    settings = {"method": "famo", "method_config": {"logit_update": "same-batch"}, "epochs": 2}
+    straight = Trainer(make_config(tiny_data_root, tmp_path / "straight", **settings), QUIET)
+    record = straight.run()
+
+    config = make_config(tiny_data_root, tmp_path / "interrupted", **settings)
+    with pytest.raises(Interrupted):
+        StopsBeforeEpoch(config, QUIET).run()
+    resumed = Trainer(dataclasses.replace(config, resume=True), QUIET)
+
+    assert without_timings(resumed.run()) == without_timings(record)
+    assert torch.equal(resumed.method.logits, straight.method.logits)
