@@ -24,7 +24,6 @@ A file without ``[[columns]]`` names its values after mtbench metrics, such as
 key is then a column that compares with the metric of the same name.
 """
 
-import math
 import re
 import sys
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from pathlib import Path
 from mtbench.errors import MtbenchError
 from mtbench.leaderboard.aggregate import COSINE_STATISTICS, Variant
 from mtbench.leaderboard.directions import known_direction
+from mtbench.leaderboard.records import is_finite_number
 from mtbench.paths import project_root
 
 if sys.version_info >= (3, 11):
@@ -181,7 +181,7 @@ def _parse_row(row: object, index: int, path: Path) -> PublishedRow:
     for key, value in row.items():
         if key in ("label", "variant"):
             continue
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        if not is_finite_number(value):
             raise _invalid(path, f"{prefix}{key}", f"must be a finite number, got {value!r}.")
         values[key] = float(value)
     return PublishedRow(_require(row, "label", str, path, prefix), _parse_variant(row, path, prefix), values)

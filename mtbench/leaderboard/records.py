@@ -35,7 +35,7 @@ def _is_integer(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: object) -> bool:
+def is_finite_number(value: object) -> bool:
     """Return whether ``value`` is an int or float, not a bool, that converts to a finite float."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return False
@@ -96,13 +96,13 @@ RESULT_FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {
     "validation": (lambda value: isinstance(value, dict), "an object of metric names to numbers"),
     "test": (lambda value: isinstance(value, dict), "an object of metric names to numbers"),
     "history": (lambda value: isinstance(value, list) and all(isinstance(item, dict) for item in value), "a list of objects"),
-    "mu_cos": (_optional(_is_number), "null or a number"),
-    "sigma_cos": (_optional(_is_number), "null or a number"),
-    "first_epoch_sigma_cos": (_optional(_is_number), "null or a number"),
+    "mu_cos": (_optional(is_finite_number), "null or a number"),
+    "sigma_cos": (_optional(is_finite_number), "null or a number"),
+    "first_epoch_sigma_cos": (_optional(is_finite_number), "null or a number"),
     "cosines_file": (_optional(lambda value: isinstance(value, str)), "null or a string"),
-    "seconds_per_step": (_is_number, "a number"),
-    "peak_memory_mb": (_optional(_is_number), "null or a number"),
-    "wall_seconds": (_is_number, "a number"),
+    "seconds_per_step": (is_finite_number, "a number"),
+    "peak_memory_mb": (_optional(is_finite_number), "null or a number"),
+    "wall_seconds": (is_finite_number, "a number"),
     "device": (lambda value: isinstance(value, str), "a string"),
 }
 
@@ -147,7 +147,7 @@ def _validate_metrics(record: dict, key: str) -> None:
         raise _record_error(record, key, "is empty, but a finished run needs at least one metric.")
 
     for name, value in metrics.items():
-        if not _is_number(value):
+        if not is_finite_number(value):
             raise _record_error(record, f"{key}.{name}", f"must be a finite number, got {value!r}.")
 
 

@@ -22,7 +22,6 @@ Other keys are errors, because a misspelt key would otherwise be ignored.
 
 import datetime
 import json
-import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from pathlib import Path
 
 from mtbench.errors import MtbenchError
 from mtbench.leaderboard.aggregate import is_single_task_run, row_label
+from mtbench.leaderboard.records import is_finite_number
 
 SCHEMA_VERSION = 1
 STEP_COSTS_FOLDER = "step_costs"
@@ -148,20 +148,12 @@ class _FileValidator:
 
     def number(self, table: dict, key: str, prefix: str) -> float:
         value = self.require(table, key, prefix)
-        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not is_number or not _fits_float(value) or value < 0:
+        if not is_finite_number(value) or value < 0:
             raise self.invalid(
                 f"{prefix}{key}",
                 f"must be a finite non-negative number, got {value!r}.",
             )
         return float(value)
-
-
-def _fits_float(value: int | float) -> bool:
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int too large for a float
-        return False
 
 
 def _is_date(value: str) -> bool:
