@@ -8,6 +8,7 @@ import torch
 from test_trainer import QUIET, make_config, without_timings
 
 from mtbench.methods import get_method, list_methods
+from mtbench.train.config import RunConfig
 from mtbench.train.trainer import Trainer
 
 METHODS = [name for name in list_methods() if not get_method(name).single_task]
@@ -28,6 +29,14 @@ class StopsBeforeEpoch(Trainer):
         return super().train_epoch(epoch, progress)
 
 
+def interrupt_and_resume(config: RunConfig) -> tuple[Trainer, dict]:
+    """Run ``config`` until it stops before epoch 2, then resume it to the end; return the resumed trainer and its record."""
+    with pytest.raises(Interrupted):
+        StopsBeforeEpoch(config, QUIET).run()
+    resumed = Trainer(dataclasses.replace(config, resume=True), QUIET)
+    return resumed, resumed.run()
+
+
 def test_at_least_twenty_methods_are_registered():
     assert len(list_methods()) >= 20
 
@@ -44,11 +53,7 @@ def test_method_trains_two_epochs_and_resumes_exactly(method, tiny_data_root, tm
         assert all(math.isfinite(value) for value in entry["train"].values())
     assert math.isfinite(record["sigma_cos"])
 
-    interrupted_config = make_config(tiny_data_root, tmp_path / "interrupted", method=method)
-    with pytest.raises(Interrupted):
-        StopsBeforeEpoch(interrupted_config, QUIET).run()
-    resumed = Trainer(dataclasses.replace(interrupted_config, resume=True), QUIET)
-    resumed_record = resumed.run()
+    resumed, resumed_record = interrupt_and_resume(make_config(tiny_data_root, tmp_path / "interrupted", method=method))
 
     assert without_timings(resumed_record) == without_timings(record)
     for name, value in straight.model.state_dict().items():

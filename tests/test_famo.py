@@ -10,7 +10,7 @@ from mtbench.errors import MtbenchError
 from mtbench.methods import StepContext, get_method
 from mtbench.methods.famo import FAMO, famo_loss_weights, logit_gradient
 from mtbench.train.trainer import Trainer
-from test_all_methods import Interrupted, StopsBeforeEpoch
+from test_all_methods import interrupt_and_resume
 from test_trainer import QUIET, make_config, without_timings
 
 TASKS = ["left", "right"]
@@ -320,10 +320,7 @@ def test_same_batch_run_resumes_exactly(tiny_data_root, tmp_path):
     straight = Trainer(make_config(tiny_data_root, tmp_path / "straight", **settings), QUIET)
     record = straight.run()
 
-    config = make_config(tiny_data_root, tmp_path / "interrupted", **settings)
-    with pytest.raises(Interrupted):
-        StopsBeforeEpoch(config, QUIET).run()
-    resumed = Trainer(dataclasses.replace(config, resume=True), QUIET)
+    resumed, resumed_record = interrupt_and_resume(make_config(tiny_data_root, tmp_path / "interrupted", **settings))
 
-    assert without_timings(resumed.run()) == without_timings(record)
+    assert without_timings(resumed_record) == without_timings(record)
     assert torch.equal(resumed.method.logits, straight.method.logits)

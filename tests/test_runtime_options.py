@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_all_methods import Interrupted, StopsBeforeEpoch
+from test_all_methods import interrupt_and_resume
 from test_dense_benchmark import small_definitions, write_nyuv2
 from test_dense_pipeline import TINY_SEGNET, _assert_finite_scores
 from test_dense_pipeline import _run as dense_run
@@ -229,11 +229,7 @@ def test_segnet_trains_with_switch(switches, tmp_path, monkeypatch):
 def test_resume_gives_the_uninterrupted_record(options, tiny_data_root, tmp_path):
     straight, record = run_once(tiny_data_root, tmp_path / "straight", epochs=2, **options)
 
-    config = configure(tiny_data_root, tmp_path / "interrupted", epochs=2, **options)
-    with pytest.raises(Interrupted):
-        StopsBeforeEpoch(config, QUIET).run()
-    resumed = Trainer(dataclasses.replace(config, resume=True), QUIET)
-    resumed_record = resumed.run()
+    resumed, resumed_record = interrupt_and_resume(configure(tiny_data_root, tmp_path / "interrupted", epochs=2, **options))
 
     assert without_timings(resumed_record) == without_timings(record)
     for name, value in straight.model.state_dict().items():
@@ -241,11 +237,7 @@ def test_resume_gives_the_uninterrupted_record(options, tiny_data_root, tmp_path
 
 
 def test_resumed_compiled_run_leaves_out_both_compile_steps(tiny_data_root, tmp_path):
-    config = configure(tiny_data_root, tmp_path, epochs=2, **COMPILE)
-    with pytest.raises(Interrupted):
-        StopsBeforeEpoch(config, QUIET).run()
-    resumed = Trainer(dataclasses.replace(config, resume=True), QUIET)
-    resumed.run()
+    resumed, _ = interrupt_and_resume(configure(tiny_data_root, tmp_path, epochs=2, **COMPILE))
 
     steps_per_epoch = len(resumed.step_seconds) // 2
     assert resumed.compile_steps == [0, steps_per_epoch]
