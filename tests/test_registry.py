@@ -68,6 +68,7 @@ def test_plugin_forgetting_decorator(tmp_path):
     with pytest.raises(MtbenchError, match=r"forgot\.py defines Forgot but registered no method. Decorate the class with @register_method"):
         load_plugin(plugin)
     assert "forgot-test" not in list_methods()
+    assert not any(name.startswith("mtbench_plugin_forgot_") for name in sys.modules)
 
 
 def test_plugin_subclassing_builtin_without_decorator(tmp_path):

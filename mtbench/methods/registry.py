@@ -79,11 +79,14 @@ def load_plugin(path: str | Path) -> None:
             f"({_error_location(error, path)}). Fix the plugin and run the command again."
         ) from error
     if _registrations == registrations_before:
-        _check_registers_something(module, path)
+        problem = _registration_problem(module, path)
+        if problem is not None:
+            sys.modules.pop(module_name, None)
+            raise MtbenchError(problem)
 
 
-def _check_registers_something(module, path: Path) -> None:
-    """Raise MtbenchError for a plugin that registered nothing while it ran.
+def _registration_problem(module, path: Path) -> str | None:
+    """Return why a plugin that registered nothing while it ran is an error, or None when it is not.
 
     A plugin passes when it refers to a registered class from outside mtbench
     or to the module that defines one: loaded a second time, a plugin that
@@ -97,7 +100,7 @@ def _check_registers_something(module, path: Path) -> None:
         if isinstance(value, type) and issubclass(value, Method) and value.__module__ == module.__name__ and value not in registered
     )
     if forgotten:
-        raise MtbenchError(
+        return (
             f"Plugin {path} defines {', '.join(forgotten)} but registered no method. Decorate the class with "
             "@register_method (from mtbench.methods import register_method)."
         )
@@ -105,10 +108,10 @@ def _check_registers_something(module, path: Path) -> None:
     outside_modules = {method_class.__module__ for method_class in outside}
     for value in vars(module).values():
         if isinstance(value, type) and value in outside:
-            return
+            return None
         if isinstance(value, types.ModuleType) and value.__name__ in outside_modules:
-            return
-    raise MtbenchError(
+            return None
+    return (
         f"Plugin {path} registered no method. Decorate its Method subclass with "
         "@register_method (from mtbench.methods import register_method), or pass the file that does."
     )

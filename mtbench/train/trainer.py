@@ -394,9 +394,6 @@ class Trainer:
     def _evaluate(self, split: SplitTensors) -> dict[str, float]:
         return evaluate(self.model, self.benchmark, split, self.tasks, self.evaluation_batch_size, self.device, self.distributed, self.forward)
 
-    def _seconds_per_step(self) -> float:
-        return mean_step_seconds(self.step_seconds, self.compile_steps)
-
     def run(self) -> dict:
         """Train, select the epoch on validation, score it on test and return the record."""
         config = self.config
@@ -451,7 +448,7 @@ class Trainer:
             "sigma_cos": sigma_cos,
             "first_epoch_sigma_cos": history[0]["sigma_cos"] if history else None,
             "cosines_file": None,
-            "seconds_per_step": self._seconds_per_step(),
+            "seconds_per_step": mean_step_seconds(self.step_seconds, self.compile_steps),
             "peak_memory_mb": peak_memory_mb(self.device),
             "wall_seconds": wall_seconds,
             "device": str(self.device),
